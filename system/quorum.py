@@ -1,0 +1,72 @@
+"""Quorum arithmetic: how many answers an operation needs and whether it can still get them.
+
+Pure: a :class:`Tally` is fed the outcome of each replica request and says when the
+operation has succeeded, or has definitely failed, without waiting for the slowest replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["QuorumConfig", "Tally"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumConfig:
+    """Replication factor ``n``, write quorum ``w`` and read quorum ``r``."""
+
+    n: int = 3
+    w: int = 2
+    r: int = 2
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"N must be at least 1, got {self.n}")
+        for name, value in (("W", self.w), ("R", self.r)):
+            if not 1 <= value <= self.n:
+                raise ValueError(f"{name} must be between 1 and N={self.n}, got {value}")
+
+    @property
+    def strong(self) -> bool:
+        """True when every read quorum overlaps every write quorum (R + W > N)."""
+        return self.r + self.w > self.n
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts the answers of one quorum operation sent to ``total`` replicas."""
+
+    needed: int
+    total: int
+    ok: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.needed < 1:
+            raise ValueError(f"a quorum needs at least 1 answer, got {self.needed}")
+
+    def record_ok(self, node: str, payload: Any = None) -> None:
+        self.failed.pop(node, None)
+        self.ok[node] = payload
+
+    def record_fail(self, node: str, reason: str) -> None:
+        if node not in self.ok:
+            self.failed[node] = reason
+
+    @property
+    def pending(self) -> int:
+        return self.total - len(self.ok) - len(self.failed)
+
+    @property
+    def succeeded(self) -> bool:
+        return len(self.ok) >= self.needed
+
+    @property
+    def impossible(self) -> bool:
+        """Not enough replicas left that could still answer."""
+        return len(self.ok) + self.pending < self.needed
+
+    @property
+    def decided(self) -> bool:
+        return self.succeeded or self.impossible
