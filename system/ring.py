@@ -89,3 +89,15 @@ class HashRing:
     def owner(self, key: str) -> str | None:
         pref = self.preference_list(key, 1)
         return pref[0] if pref else None
+
+    def ownership(self) -> dict[str, float]:
+        """The share of the hash space each node owns as primary (sums to 1)."""
+        if not self._tokens:
+            return {}
+        space = float(1 << 64)
+        share = dict.fromkeys(self._nodes, 0.0)
+        prev = self._tokens[-1] - (1 << 64)
+        for token, node in zip(self._tokens, self._owners, strict=True):
+            share[node] += (token - prev) / space
+            prev = token
+        return {n: round(s, 4) for n, s in sorted(share.items())}

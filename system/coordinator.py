@@ -1,0 +1,317 @@
+"""Quorum coordination over a :class:`~system.transport.Transport`.
+
+Used by the smart client and by the registry's gateway. A write gets one version, is sent to
+the key's N owners in parallel, and returns as soon as W have acknowledged; the requests to
+the slower owners carry on in the background, and any owner that did not acknowledge gets a
+hint stored on the owners that did (hinted handoff). A read asks the owners, returns the
+newest of the first R answers and repairs stale owners. Owners whose circuit breaker is open
+are not asked. An operation that cannot reach its quorum is retried with backoff and jitter,
+then fails with :class:`QuorumError` carrying the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from system.backoff import Backoff
+from system.breaker import BreakerState, CircuitBreaker
+from system.quorum import QuorumConfig, Tally
+from system.ring import HashRing
+from system.storage import Record
+from system.transport import Transport, TransportError
+from system.versions import Version, VersionSource
+
+__all__ = ["Coordinator", "WriteResult", "ReadResult", "QuorumError"]
+
+log = logging.getLogger("chaoslab.coordinator")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    key: str
+    version: Version
+    owners: tuple[str, ...]
+    acks: tuple[str, ...]
+    failed: dict[str, str]
+    attempts: int
+    quorum: QuorumConfig
+
+    def as_json(self) -> dict:
+        return {
+            "key": self.key, "version": self.version.encode(), "n": self.quorum.n,
+            "w": self.quorum.w, "acks": len(self.acks), "replicas": list(self.acks),
+            "owners": list(self.owners), "failed": self.failed, "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    key: str
+    record: Record | None
+    owners: tuple[str, ...]
+    answered: tuple[str, ...]
+    failed: dict[str, str]
+    repaired: tuple[str, ...]
+    attempts: int
+    quorum: QuorumConfig
+
+    @property
+    def found(self) -> bool:
+        return self.record is not None
+
+    @property
+    def value(self) -> str | None:
+        return None if self.record is None else self.record.value
+
+    def as_json(self) -> dict:
+        out = {
+            "key": self.key, "found": self.found, "n": self.quorum.n, "r": self.quorum.r,
+            "replies": len(self.answered), "replicas": list(self.answered),
+            "owners": list(self.owners), "failed": self.failed,
+            "repaired": list(self.repaired), "attempts": self.attempts,
+        }
+        if self.record is not None:
+            out["value"] = self.record.value
+            out["version"] = self.record.version.encode()
+        return out
+
+
+class QuorumError(Exception):
+    """Not enough owners answered. ``as_json`` gives the counts for a 503 body."""
+
+    def __init__(self, op: str, key: str, needed: int, tally: Tally, owners: tuple[str, ...],
+                 attempts: int) -> None:
+        self.op, self.key, self.needed, self.owners, self.attempts = op, key, needed, owners, attempts
+        self.acks = tuple(tally.ok)
+        self.failed = dict(tally.failed)
+        super().__init__(
+            f"{op} of {key!r} reached {len(self.acks)} of the {needed} answers it needs "
+            f"(owners {', '.join(owners) or 'none'}; failed: {self.failed})"
+        )
+
+    def as_json(self) -> dict:
+        return {
+            "error": f"quorum not reached: {len(self.acks)} of {self.needed} needed",
+            "status": 503, "op": self.op, "key": self.key, "needed": self.needed,
+            "acks": len(self.acks), "replicas": list(self.acks), "owners": list(self.owners),
+            "failed": self.failed, "attempts": self.attempts,
+        }
+
+
+@dataclass
+class Coordinator:
+    """Coordinates quorum operations for one process (a client or the gateway)."""
+
+    quorum: QuorumConfig
+    transport: Transport
+    versions: VersionSource
+    timeout: float = 1.0
+    retries: int = 2
+    backoff: Backoff = field(default_factory=Backoff)
+    rng: random.Random = field(default_factory=random.Random)
+    breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker
+    hedge_after: float = 0.0
+    vnodes: int = 64
+    sleep: Callable[[float], object] = asyncio.sleep
+    addresses: dict[str, str] = field(default_factory=dict)
+    ring: HashRing = field(default_factory=HashRing)
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    _background: set[asyncio.Task] = field(default_factory=set)
+
+    # ---- membership -------------------------------------------------------------------
+    def update_members(self, addresses: dict[str, str], ring_nodes: Iterable[str] | None = None) -> bool:
+        """Replace the member table; True if the ring changed."""
+        self.addresses = dict(addresses)
+        nodes = frozenset(addresses if ring_nodes is None else ring_nodes)
+        if nodes == self.ring.nodes:
+            return False
+        self.ring = HashRing(nodes, vnodes=self.vnodes)
+        return True
+
+    def breaker(self, node: str) -> CircuitBreaker:
+        b = self.breakers.get(node)
+        if b is None:
+            b = self.breakers[node] = self.breaker_factory()
+        return b
+
+    # ---- requests to one owner --------------------------------------------------------
+    async def _call(self, node: str, path: str, body: dict, rid: str | None):
+        address = self.addresses.get(node)
+        if address is None:
+            raise TransportError(node, "no address known for this node", definite=True)
+        headers = {"x-request-id": rid} if rid else None
+        try:
+            reply = await self.transport.request("POST", address, path, json=body,
+                                                 timeout=self.timeout, headers=headers)
+        except TransportError:
+            self.breaker(node).record_failure()
+            raise
+        if reply.status >= 500:
+            self.breaker(node).record_failure()
+            raise TransportError(address, f"HTTP {reply.status}: {_err(reply.body)}", definite=False)
+        self.breaker(node).record_success()
+        if reply.status >= 400:
+            raise TransportError(address, f"HTTP {reply.status}: {_err(reply.body)}", definite=True)
+        return reply.body
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for background replication, hints and repairs (used in tests and shutdown)."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
+
+    # ---- fan-out ------------------------------------------------------------------------
+    def _allowed(self, nodes, tally: Tally) -> list[str]:
+        """The nodes whose breaker lets a request through now; the others fail at once."""
+        allowed = []
+        for node in nodes:
+            if self.breaker(node).allow():
+                allowed.append(node)
+            else:
+                tally.record_fail(node, "circuit open")
+        return allowed
+
+    async def _fan_out(self, tally: Tally, first: list[str], path: str, body: dict,
+                       rid: str | None, *, hedge: Iterable[str] = ()) -> dict[asyncio.Task, str]:
+        """Send ``body`` to ``first`` in parallel and feed ``tally`` until it is decided. The
+        ``hedge`` owners are asked too once ``hedge_after`` passes, or as soon as the first
+        ones can no longer make the quorum. Returns the requests still running."""
+        tasks: dict[asyncio.Task, str] = {}
+
+        def launch(nodes) -> None:
+            for node in nodes:
+                tasks[asyncio.ensure_future(self._call(node, path, body, rid))] = node
+
+        launch(first)
+        rest = list(hedge)
+        while not tally.decided:
+            if rest and len(tally.ok) + len(tasks) < tally.needed:
+                launch(self._allowed(rest, tally))
+                rest = []
+                continue
+            if not tasks:
+                break
+            done, _ = await asyncio.wait(list(tasks), return_when=asyncio.FIRST_COMPLETED,
+                                         timeout=self.hedge_after if rest else None)
+            if not done:  # the first owners are slow: hedge
+                launch(self._allowed(rest, tally))
+                rest = []
+            for task in done:
+                _settle(task, tasks.pop(task), tally)
+        return tasks
+
+    # ---- write ------------------------------------------------------------------------
+    async def write(self, key: str, value: str, *, rid: str | None = None) -> WriteResult:
+        version = self.versions.now()
+        delays = self.backoff.delays(self.rng)
+        for attempt in range(1, self.retries + 2):
+            owners = self.ring.preference_list(key, self.quorum.n)
+            tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
+            allowed = self._allowed(owners, tally)
+            # owners behind an open breaker get a hint stored with the write itself
+            body = {"key": key, "value": value, "version": version.encode(),
+                    "owners": list(owners), "hint_for": [o for o in owners if o not in allowed]}
+            tasks = await self._fan_out(tally, allowed, "/internal/write", body, rid)
+            self._spawn(self._finish_write(key, tally, tasks))
+            if tally.succeeded:
+                return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
+                                   attempt, self.quorum)
+            if attempt <= self.retries:
+                await self.sleep(next(delays))
+        raise QuorumError("write", key, self.quorum.w, tally, owners, attempt)
+
+    async def _finish_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
+        """Let the slower owners finish, then leave hints for every owner that missed it."""
+        if tasks:
+            await asyncio.wait(list(tasks))
+            for task, node in tasks.items():
+                _settle(task, node, tally)
+        missed = [n for n, why in tally.failed.items() if why != "circuit open"]
+        if not tally.ok or not missed:
+            return
+        for holder in tally.ok:
+            for target in missed:
+                try:
+                    await self._call(holder, "/internal/hints", {"target": target, "keys": [key]}, None)
+                except TransportError as exc:
+                    log.info("could not leave a hint for %s on %s: %s", target, holder, exc)
+
+    # ---- read -------------------------------------------------------------------------
+    async def read(self, key: str, *, rid: str | None = None) -> ReadResult:
+        delays = self.backoff.delays(self.rng)
+        body = {"key": key}
+        for attempt in range(1, self.retries + 2):
+            owners = self.ring.preference_list(key, self.quorum.n)
+            tally = Tally(needed=self.quorum.r, total=max(len(owners), 1))
+            if self.hedge_after > 0:  # ask R owners first, the others only if they are slow
+                healthy = [o for o in owners if self.breaker(o).state is BreakerState.CLOSED]
+                first = self._allowed(healthy[: self.quorum.r], tally)
+                hedge = [o for o in owners if o not in first and o not in tally.failed]
+            else:
+                first, hedge = self._allowed(owners, tally), []
+            tasks = await self._fan_out(tally, first, "/internal/read", body, rid, hedge=hedge)
+            if tally.succeeded:
+                records = {n: _record(key, b) for n, b in tally.ok.items()}
+                newest = max((r for r in records.values() if r is not None),
+                             key=lambda r: r.version, default=None)
+                stale = []
+                if newest is not None:
+                    self.versions.observe(newest.version)
+                    stale = [n for n, r in records.items() if r is None or r.version < newest.version]
+                    self._spawn(self._repair(newest, stale, tasks))
+                return ReadResult(key, newest, owners, tuple(tally.ok), dict(tally.failed),
+                                  tuple(stale), attempt, self.quorum)
+            if attempt <= self.retries:
+                await self.sleep(next(delays))
+        raise QuorumError("read", key, self.quorum.r, tally, owners, attempt)
+
+    async def _repair(self, newest: Record, stale: list[str], late: dict[asyncio.Task, str]) -> None:
+        """Write the newest record to owners that answered with an older one (or late)."""
+        if late:
+            await asyncio.wait(list(late))
+            for task, node in late.items():
+                if not task.cancelled() and task.exception() is None:
+                    rec = _record(newest.key, task.result())
+                    if rec is None or rec.version < newest.version:
+                        stale.append(node)
+        body = {**newest.as_json(), "owners": [], "hint_for": []}
+        for node in stale:
+            try:
+                await self._call(node, "/internal/write", body, None)
+            except TransportError as exc:
+                log.info("read repair of %r on %s failed: %s", newest.key, node, exc)
+
+
+def _settle(task: asyncio.Task, node: str, tally: Tally) -> None:
+    if task.cancelled():
+        tally.record_fail(node, "cancelled")
+        return
+    exc = task.exception()
+    if exc is None:
+        tally.record_ok(node, task.result())
+    elif isinstance(exc, TransportError):
+        tally.record_fail(node, exc.reason)
+    else:
+        log.error("unexpected error from %s: %r", node, exc)
+        tally.record_fail(node, f"{type(exc).__name__}: {exc}")
+
+
+def _record(key: str, body) -> Record | None:
+    if not isinstance(body, dict) or body.get("found") is False or "version" not in body:
+        return None
+    return Record(key, body["value"], Version.decode(body["version"]))
+
+
+def _err(body) -> str:
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return str(body)[:200]

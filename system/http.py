@@ -1,0 +1,123 @@
+"""Shared HTTP plumbing of the services: JSON bodies with limits, errors, request ids."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from system.validation import MAX_VALUE_BYTES, BadRequest
+
+__all__ = ["JSON", "json_response", "error_response", "read_json", "RequestIdMiddleware",
+           "request_id", "REQUEST_ID_HEADER", "MAX_BODY_BYTES", "serve"]
+
+REQUEST_ID_HEADER = "x-request-id"
+# A value of 1 MiB may need up to 6 bytes per character once JSON-escaped; allow that plus room.
+MAX_BODY_BYTES = 6 * MAX_VALUE_BYTES + 64 * 1024
+
+access_log = logging.getLogger("chaoslab.access")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(content: Any, status: int = 200, headers: dict | None = None) -> JSON:
+    return JSON(content, status_code=status, headers=headers)
+
+
+def error_response(status: int, message: str, **extra: Any) -> JSON:
+    return JSON({"error": message, "status": status, **extra}, status_code=status)
+
+
+async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request body as JSON, refusing bodies over ``limit`` before reading them whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BadRequest(f"request body is {declared} bytes; the limit is {limit}", 413)
+        except ValueError:
+            raise BadRequest("invalid Content-Length header") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body exceeds the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def request_id(request: Request) -> str:
+    return request.scope.get("request_id") or request.headers.get(REQUEST_ID_HEADER) or ""
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the caller's ``X-Request-ID`` or a new one), echo it in the
+    response, and write one access-log line with it. Also turns a ``BadRequest`` escaping a
+    handler, or any other exception, into a JSON error instead of a bare 500 page."""
+
+    def __init__(self, app, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+                break
+        if not rid:
+            rid = uuid.uuid4().hex[:16]
+        scope["request_id"] = rid
+        status_holder = [500]
+        started = time.perf_counter()
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BadRequest as exc:
+            await error_response(exc.status, exc.message)(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s %d %.1fms rid=%s", self.service, scope["method"], scope["path"],
+                    status_holder[0], (time.perf_counter() - started) * 1000, rid,
+                )
+
+
+def serve(app, *, host: str, port: int, log_level: str, workers: int = 1, factory: str | None = None) -> None:
+    """Run an ASGI app with uvicorn (uvloop and httptools when installed)."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if workers > 1 and factory:
+        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+    else:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=2)

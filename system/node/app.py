@@ -1,0 +1,336 @@
+"""The node's HTTP API and its background duties (heartbeats, hinted handoff, rebalancing).
+
+Public: ``GET /data/{key}``, ``GET /keys``, ``GET /stats``, ``GET /health`` (the process
+answers), ``GET /ready`` (the store is open and the node has a member list).
+Internal (coordinators and peers): ``POST /internal/write``, ``POST /internal/read``,
+``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import Counter
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+
+from system.config import NodeConfig, parse_node_args
+from system.http import RequestIdMiddleware, error_response, json_response, read_json
+from system.ring import HashRing
+from system.storage import Record, Store, open_store
+from system.transport import AiohttpTransport, Transport, TransportError
+from system.validation import BadRequest, check_key, check_node_id, check_value
+from system.versions import Version
+
+__all__ = ["NodeService", "create_app", "app_from_argv"]
+
+log = logging.getLogger("chaoslab.node")
+
+HANDOFF_BATCH = 256
+SCAN_BATCH = 1000
+
+
+class NodeService:
+    """State and duties of one node, separate from the HTTP layer."""
+
+    def __init__(self, config: NodeConfig, *, store: Store | None = None,
+                 transport: Transport | None = None) -> None:
+        self.config = config
+        self.id = config.id
+        self.n = config.cluster.n
+        self.store = store or open_store(config.storage, config.data_dir, config.id)
+        self.transport = transport or AiohttpTransport(pool_size=64)
+        self.addresses: dict[str, str] = {}
+        self.ring = HashRing(vnodes=config.cluster.vnodes)
+        self.has_members = False
+        self.registry_ok = False
+        self.counters: Counter[str] = Counter()
+        self.started = time.time()
+        self._retry_at: dict[str, float] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._rebalance: asyncio.Task | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+                       asyncio.create_task(self._handoff_loop(), name="handoff")]
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, self._rebalance]:
+            if task is not None:
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(TransportError):
+            await self.transport.request("POST", _hostport(self.config.registry), "/deregister",
+                                         json={"id": self.id}, timeout=0.5)
+        await self.transport.close()
+        self.store.close()
+
+    # ---- replica operations ----------------------------------------------------------
+    def burn(self) -> None:
+        """Simulated CPU work per request (``--load-factor``)."""
+        if self.config.load_factor:
+            h = b"x"
+            for _ in range(self.config.load_factor):
+                h = hashlib.sha256(h).digest()
+
+    def owns(self, key: str) -> bool | None:
+        """Whether this node is one of the key's owners; None while the ring is unknown."""
+        if not self.has_members or self.id not in self.ring.nodes:
+            return None
+        return self.id in self.ring.preference_list(key, self.n)
+
+    def apply_write(self, record: Record, owners: list[str], hint_for: list[str]) -> bool:
+        applied = self.store.put(record)
+        targets = set(hint_for)
+        if self.has_members and owners:
+            # a coordinator with an older ring may have missed owners this node knows of
+            targets.update(o for o in self.ring.preference_list(record.key, self.n)
+                           if o not in owners)
+        targets.discard(self.id)
+        for target in targets:
+            self.store.add_hints(target, [record.key])
+        self.counters["writes"] += 1
+        return applied
+
+    # ---- heartbeats ------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        interval = self.config.cluster.heartbeat_interval
+        registry = _hostport(self.config.registry)
+        while True:
+            started = time.monotonic()
+            try:
+                reply = await self.transport.request(
+                    "POST", registry, "/heartbeat", timeout=max(interval, 0.5),
+                    json={"id": self.id, "address": self.config.advertise,
+                          "stats": {"keys_approx": self.counters["writes"],
+                                    "hints": self.store.hint_counts()}})
+                if reply.status == 200:
+                    self.registry_ok = True
+                    self._update_members(reply.body["members"])
+                else:
+                    log.warning("registry refused the heartbeat: %s %s", reply.status, reply.body)
+            except TransportError as exc:
+                if self.registry_ok:
+                    log.warning("registry unreachable, keeping the cached member list: %s", exc)
+                self.registry_ok = False
+            except (KeyError, TypeError) as exc:
+                log.warning("malformed heartbeat reply: %r", exc)
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _update_members(self, members: list[dict]) -> None:
+        addresses = {m["id"]: m["address"] for m in members if m.get("status") != "left"}
+        self.addresses = addresses
+        new_ring = HashRing(addresses, vnodes=self.ring.vnodes)
+        if new_ring == self.ring:
+            return
+        old_ring, self.ring = self.ring, new_ring
+        first = not self.has_members
+        self.has_members = True
+        if not first and self.id in new_ring.nodes:
+            log.info("ring changed %s -> %s: rebalancing", sorted(old_ring.nodes), sorted(new_ring.nodes))
+            if self._rebalance is not None:
+                self._rebalance.cancel()
+            self._rebalance = asyncio.create_task(self._rebalance_scan(old_ring, new_ring))
+
+    async def _rebalance_scan(self, old: HashRing, new: HashRing) -> None:
+        """Hint every key whose new owners include nodes that were not owners before; the
+        handoff loop pushes them and drops keys this node no longer owns once delivered."""
+        after, moved = "", 0
+        while True:
+            batch = self.store.scan(after, SCAN_BATCH)
+            if not batch:
+                break
+            for rec in batch:
+                before = old.preference_list(rec.key, self.n)
+                for target in new.preference_list(rec.key, self.n):
+                    if target not in before and target != self.id:
+                        self.store.add_hints(target, [rec.key])
+                        moved += 1
+            after = batch[-1].key
+            await asyncio.sleep(0)
+        log.info("rebalance: %d key copies to hand off", moved)
+        self.counters["rebalance_hints"] += moved
+
+    # ---- hinted handoff --------------------------------------------------------------
+    async def _handoff_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.handoff_interval)
+            for target in list(self.store.hint_counts()):
+                if time.monotonic() < self._retry_at.get(target, 0) or target not in self.addresses:
+                    continue
+                try:
+                    await self._hand_off(target)
+                except TransportError as exc:
+                    log.debug("handoff to %s deferred: %s", target, exc)
+                    self._retry_at[target] = time.monotonic() + 1.0
+
+    async def _hand_off(self, target: str) -> None:
+        while keys := self.store.hints(target, HANDOFF_BATCH):
+            records = [r for r in map(self.store.get, keys) if r is not None]
+            if records:
+                reply = await self.transport.request(
+                    "POST", self.addresses[target], "/internal/batch", timeout=5.0,
+                    json={"records": [r.as_json() for r in records]})
+                if reply.status != 200:
+                    raise TransportError(target, f"HTTP {reply.status}", definite=True)
+            self.store.remove_hints(target, keys)
+            self.counters["handed_off"] += len(records)
+            for rec in records:  # keys this node only held for the new owners
+                if self.owns(rec.key) is False and not self.store.has_hints_for_key(rec.key):
+                    self.store.delete_if(rec.key, rec.version)
+                    self.counters["dropped_after_handoff"] += 1
+            await asyncio.sleep(0)
+
+    def stats(self) -> dict:
+        return {
+            "id": self.id, "address": self.config.advertise, "storage": self.config.storage,
+            "keys": self.store.count(), "hints": self.store.hint_counts(),
+            "counters": dict(self.counters), "members": self.addresses,
+            "ring": sorted(self.ring.nodes), "registry_reachable": self.registry_ok,
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+
+
+# ---- HTTP layer ------------------------------------------------------------------------
+
+def _parse_record(raw: object) -> Record:
+    if not isinstance(raw, dict):
+        raise BadRequest("each record must be a JSON object with key, value and version")
+    try:
+        version = Version.decode(raw.get("version"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return Record(check_key(raw.get("key")), check_value(raw.get("value")), version)
+
+
+def _str_list(body: dict, name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"'{name}' must be a list of node ids")
+    return value
+
+
+def _object(body: object) -> dict:
+    if not isinstance(body, dict):
+        raise BadRequest(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def create_app(config: NodeConfig, *, store: Store | None = None,
+               transport: Transport | None = None) -> Starlette:
+    svc = NodeService(config, store=store, transport=transport)
+
+    async def health(request: Request):
+        return json_response({"status": "ok", "id": svc.id})
+
+    async def ready(request: Request):
+        if svc.has_members:
+            return json_response({"ready": True, "id": svc.id})
+        return error_response(503, "not ready: no member list from the registry yet", id=svc.id)
+
+    async def get_data(request: Request):
+        key = check_key(request.path_params["key"])
+        svc.burn()
+        rec = svc.store.get(key)
+        if rec is None:
+            return error_response(404, f"key {key!r} not found on {svc.id}", key=key)
+        return json_response(rec.as_json())
+
+    async def internal_read(request: Request):
+        body = _object(await read_json(request))
+        key = check_key(body.get("key"))
+        svc.burn()
+        svc.counters["reads"] += 1
+        rec = svc.store.get(key)
+        if rec is None:
+            return json_response({"key": key, "found": False})
+        return json_response({"key": key, "found": True, "value": rec.value,
+                              "version": rec.version.encode()})
+
+    async def internal_write(request: Request):
+        body = _object(await read_json(request))
+        record = _parse_record(body)
+        owners, hint_for = _str_list(body, "owners"), _str_list(body, "hint_for")
+        svc.burn()
+        applied = svc.apply_write(record, owners, hint_for)
+        return json_response({"applied": applied, "node": svc.id})
+
+    async def internal_batch(request: Request):
+        body = _object(await read_json(request, limit=256 * 1024 * 1024))
+        raw = body.get("records")
+        if not isinstance(raw, list):
+            raise BadRequest("'records' must be a list")
+        records = [_parse_record(r) for r in raw]
+        applied = svc.store.put_many(records)
+        svc.counters["batch_applied"] += applied
+        return json_response({"applied": applied, "received": len(records), "node": svc.id})
+
+    async def internal_hints(request: Request):
+        body = _object(await read_json(request))
+        target = check_node_id(body.get("target"))
+        keys = [check_key(k) for k in _str_list(body, "keys")]
+        if target != svc.id:
+            svc.store.add_hints(target, keys)
+        return json_response({"stored": len(keys)})
+
+    async def keys(request: Request):
+        after = request.query_params.get("after", "")
+        try:
+            limit = int(request.query_params.get("limit", "1000"))
+        except ValueError:
+            raise BadRequest("'limit' must be an integer") from None
+        if not 1 <= limit <= 10000:
+            raise BadRequest("'limit' must be between 1 and 10000")
+        recs = svc.store.scan(after, limit)
+        return json_response({"keys": [r.key for r in recs],
+                              "next": recs[-1].key if len(recs) == limit else None})
+
+    async def stats(request: Request):
+        return json_response(svc.stats())
+
+    async def bad_request(request: Request, exc: BadRequest):
+        return error_response(exc.status, exc.message)
+
+    async def not_found(request: Request, exc):
+        return error_response(getattr(exc, "status_code", 404),
+                              f"no route {request.method} {request.url.path}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health), Route("/ready", ready),
+            Route("/data/{key:path}", get_data), Route("/keys", keys), Route("/stats", stats),
+            Route("/internal/read", internal_read, methods=["POST"]),
+            Route("/internal/write", internal_write, methods=["POST"]),
+            Route("/internal/batch", internal_batch, methods=["POST"]),
+            Route("/internal/hints", internal_hints, methods=["POST"]),
+        ],
+        exception_handlers={BadRequest: bad_request, 404: not_found, 405: not_found},
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    return RequestIdMiddleware(app, service=svc.id)
+
+
+def app_from_argv():
+    """uvicorn factory for ``--workers > 1`` (each worker re-reads the same command line)."""
+    return create_app(parse_node_args())
+
+
+def _hostport(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")

@@ -1,0 +1,249 @@
+"""Per-node storage: records with versions, and hints for replicas that missed a write.
+
+:class:`SQLiteStore` is durable: SQLite in WAL mode, one transaction per write, committed
+before the write is acknowledged. With ``synchronous=NORMAL`` (the default) a committed write
+survives the process being killed (SIGKILL): it is in the WAL file, which the OS keeps.
+After a power loss or kernel crash the last transactions before the last WAL checkpoint
+sync may be lost; ``sync="full"`` fsyncs every commit and keeps them (at a throughput cost).
+
+:class:`MemoryStore` is the weakened mode: a restart loses everything.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import NamedTuple, Protocol
+
+from system.versions import Version
+
+__all__ = ["Record", "Store", "SQLiteStore", "MemoryStore", "open_store"]
+
+
+class Record(NamedTuple):
+    key: str
+    value: str
+    version: Version
+
+    def as_json(self) -> dict:
+        return {"key": self.key, "value": self.value, "version": self.version.encode()}
+
+
+class Store(Protocol):
+    durable: bool
+
+    def get(self, key: str) -> Record | None: ...
+
+    def put(self, record: Record) -> bool:
+        """Store ``record`` unless a newer-or-equal version is there; True if it was stored."""
+
+    def put_many(self, records: Iterable[Record]) -> int: ...
+
+    def delete_if(self, key: str, version: Version) -> bool:
+        """Delete ``key`` only if it still has ``version`` (handoff after a ring change)."""
+
+    def scan(self, after: str, limit: int) -> list[Record]: ...
+
+    def count(self) -> int: ...
+
+    def add_hints(self, target: str, keys: Iterable[str]) -> None: ...
+
+    def hints(self, target: str, limit: int) -> list[str]: ...
+
+    def remove_hints(self, target: str, keys: Iterable[str]) -> None: ...
+
+    def hint_counts(self) -> dict[str, int]: ...
+
+    def has_hints_for_key(self, key: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hints (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+"""
+
+_UPSERT = """
+INSERT INTO kv (key, value, wall, counter, node) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(key) DO UPDATE SET
+    value = excluded.value, wall = excluded.wall, counter = excluded.counter, node = excluded.node
+WHERE (excluded.wall, excluded.counter, excluded.node) > (kv.wall, kv.counter, kv.node)
+"""
+
+
+class SQLiteStore:
+    """Durable store: SQLite, WAL journal, a commit per write before it is acknowledged."""
+
+    durable = True
+
+    def __init__(self, path: str, *, sync: str = "normal") -> None:
+        if sync not in ("normal", "full"):
+            raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        # One connection, used from the event loop thread; the lock guards the rare calls
+        # made from worker threads (bulk scans during a rebalance).
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._db.executescript(_SCHEMA)
+
+    def get(self, key: str) -> Record | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value, wall, counter, node FROM kv WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else Record(key, row[0], Version(row[1], row[2], row[3]))
+
+    def put(self, record: Record) -> bool:
+        v = record.version
+        with self._lock:
+            cur = self._db.execute(_UPSERT, (record.key, record.value, v.wall_ms, v.counter, v.node))
+        return cur.rowcount > 0
+
+    def put_many(self, records: Iterable[Record]) -> int:
+        rows = [(r.key, r.value, r.version.wall_ms, r.version.counter, r.version.node) for r in records]
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_UPSERT, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._db.total_changes - before
+
+    def delete_if(self, key: str, version: Version) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM kv WHERE key = ? AND wall = ? AND counter = ? AND node = ?",
+                (key, version.wall_ms, version.counter, version.node),
+            )
+        return cur.rowcount > 0
+
+    def scan(self, after: str, limit: int) -> list[Record]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value, wall, counter, node FROM kv WHERE key > ? ORDER BY key LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [Record(k, val, Version(w, c, n)) for k, val, w, c, n in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM kv").fetchone()[0]
+
+    def add_hints(self, target: str, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO hints (target, key) VALUES (?, ?)", ((target, k) for k in keys)
+            )
+
+    def hints(self, target: str, limit: int) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM hints WHERE target = ? LIMIT ?", (target, limit)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def remove_hints(self, target: str, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM hints WHERE target = ? AND key = ?", ((target, k) for k in keys)
+            )
+
+    def hint_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT target, count(*) FROM hints GROUP BY target").fetchall()
+        return dict(rows)
+
+    def has_hints_for_key(self, key: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM hints WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class MemoryStore:
+    """Weakened mode: nothing survives a restart."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self._kv: dict[str, Record] = {}
+        self._hints: dict[str, set[str]] = {}
+
+    def get(self, key: str) -> Record | None:
+        return self._kv.get(key)
+
+    def put(self, record: Record) -> bool:
+        old = self._kv.get(record.key)
+        if old is not None and old.version >= record.version:
+            return False
+        self._kv[record.key] = record
+        return True
+
+    def put_many(self, records: Iterable[Record]) -> int:
+        return sum(self.put(r) for r in records)
+
+    def delete_if(self, key: str, version: Version) -> bool:
+        old = self._kv.get(key)
+        if old is None or old.version != version:
+            return False
+        del self._kv[key]
+        return True
+
+    def scan(self, after: str, limit: int) -> list[Record]:
+        keys = sorted(k for k in self._kv if k > after)[:limit]
+        return [self._kv[k] for k in keys]
+
+    def count(self) -> int:
+        return len(self._kv)
+
+    def add_hints(self, target: str, keys: Iterable[str]) -> None:
+        self._hints.setdefault(target, set()).update(keys)
+
+    def hints(self, target: str, limit: int) -> list[str]:
+        return sorted(self._hints.get(target, ()))[:limit]
+
+    def remove_hints(self, target: str, keys: Iterable[str]) -> None:
+        pending = self._hints.get(target)
+        if pending is not None:
+            pending.difference_update(keys)
+            if not pending:
+                del self._hints[target]
+
+    def hint_counts(self) -> dict[str, int]:
+        return {t: len(k) for t, k in self._hints.items() if k}
+
+    def has_hints_for_key(self, key: str) -> bool:
+        return any(key in keys for keys in self._hints.values())
+
+    def close(self) -> None:
+        self._kv.clear()
+
+
+def open_store(kind: str, data_dir: str, node_id: str) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "durable":
+        return SQLiteStore(os.path.join(data_dir, f"{node_id}.sqlite3"))
+    raise ValueError(f"unknown storage {kind!r}: use 'durable' or 'memory'")
