@@ -57,9 +57,6 @@ class Registry:
         self.membership = Membership(interval=c.heartbeat_interval, suspect_after=c.suspect_after,
                                      dead_after=c.dead_after)
         self.links: dict[str, dict[str, str]] = {}
-        if config.links:
-            with open(config.links, "rb") as fh:
-                self.set_links(orjson.loads(fh.read()))
         self.graduation = Graduation()
         self.node_stats: dict[str, dict] = {}
         self.gateway = Coordinator(
@@ -80,6 +77,9 @@ class Registry:
         else:
             self.launcher = NoLauncher()
         self.scaled: set[str] = set()
+        if config.links:
+            with open(config.links, "rb") as fh:
+                self.set_links(orjson.loads(fh.read()))
 
     def set_links(self, table: object) -> None:
         if not isinstance(table, dict):
