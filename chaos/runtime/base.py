@@ -23,7 +23,7 @@ class ClusterSpec:
     settings: ClusterSettings = field(default_factory=lambda: ClusterSettings(
         heartbeat_interval=0.5))
     storage: str = "durable"  # durable | memory (weakened)
-    mesh: bool = True  # every link through its own fault proxy
+    mesh: bool = False  # every link through its own fault proxy (chaos.proxy)
     load_factor: int = 0
     node_workers: int = 1
     log_level: str = "warning"
@@ -83,3 +83,6 @@ class Runtime(Protocol):
         """Start one more node, with its links, and wait until it is ready; returns its id."""
 
     def node_ids(self) -> list[str]: ...
+
+    def node_url(self, node_id: str) -> str:
+        """The URL the host uses to reach a node directly (not through the mesh)."""

@@ -1,0 +1,73 @@
+"""Shared test options and fixtures: ``--runtime local|docker``, ``--seed``, and a
+``cluster`` factory that always tears down what it started, also when a test fails."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from chaos.runtime.base import ClusterSpec
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runtime", default="local", choices=["local", "docker"],
+                     help="where clusters run in integration tests")
+    parser.addoption("--seed", type=int, default=None, help="seed for every random choice")
+
+
+def pytest_configure(config):
+    seed = config.getoption("--seed")
+    config.chaos_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+
+
+def pytest_report_header(config):
+    return f"chaoslab seed: {config.chaos_seed} (replay with --seed {config.chaos_seed}); " \
+           f"runtime: {config.getoption('--runtime')}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        report.sections.append(("chaoslab", f"seed {item.config.chaos_seed}: rerun with "
+                                f"--seed {item.config.chaos_seed}"))
+
+
+@pytest.fixture
+def seed(request) -> int:
+    return request.config.chaos_seed
+
+
+@pytest.fixture
+def rng(seed) -> random.Random:
+    return random.Random(seed)
+
+
+@pytest.fixture
+def make_cluster(request, tmp_path):
+    """``make_cluster(spec)`` starts a cluster on the chosen runtime; all are stopped after."""
+    started = []
+    kind = request.config.getoption("--runtime")
+
+    def make(spec: ClusterSpec | None = None, **kw):
+        spec = spec or ClusterSpec()
+        if kind == "docker":
+            from chaos.runtime.docker import DockerRuntime
+
+            rt = DockerRuntime(spec, **kw)
+        else:
+            from chaos.runtime.local import LocalRuntime
+
+            rt = LocalRuntime(spec, workdir=str(tmp_path / f"cluster{len(started)}"), **kw)
+        started.append(rt)
+        rt.start()
+        return rt
+
+    yield make
+    for rt in reversed(started):
+        rt.stop()
