@@ -9,7 +9,6 @@ import random
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -192,16 +191,15 @@ def down(timeout: float = 30.0) -> None:
         console.print(f"`chaoslab up` (pid {pid}) is gone; removing stale state")
         STATE.unlink()
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            console.print("stopped")
-            return
-        time.sleep(0.1)
-    console.print(f"`chaoslab up` (pid {pid}) did not stop within {timeout}s")
-    raise typer.Exit(1)
+    from chaos.wait import WaitTimeout, wait_for
+
+    try:  # `up` removes its state file once everything it started is stopped
+        wait_for(lambda: not STATE.exists(), timeout=timeout, interval=0.1,
+                 description=f"`chaoslab up` (pid {pid}) to stop")
+    except WaitTimeout as exc:
+        console.print(str(exc))
+        raise typer.Exit(1) from None
+    console.print("stopped")
 
 
 def main() -> None:

@@ -48,6 +48,16 @@ def rng(seed) -> random.Random:
     return random.Random(seed)
 
 
+def new_runtime(kind: str, spec: ClusterSpec, workdir: str, **kw):
+    if kind == "docker":
+        from chaos.runtime.docker import DockerRuntime
+
+        return DockerRuntime(spec, **kw)
+    from chaos.runtime.local import LocalRuntime
+
+    return LocalRuntime(spec, workdir=workdir, **kw)
+
+
 @pytest.fixture
 def make_cluster(request, tmp_path):
     """``make_cluster(spec)`` starts a cluster on the chosen runtime; all are stopped after."""
@@ -55,19 +65,23 @@ def make_cluster(request, tmp_path):
     kind = request.config.getoption("--runtime")
 
     def make(spec: ClusterSpec | None = None, **kw):
-        spec = spec or ClusterSpec()
-        if kind == "docker":
-            from chaos.runtime.docker import DockerRuntime
-
-            rt = DockerRuntime(spec, **kw)
-        else:
-            from chaos.runtime.local import LocalRuntime
-
-            rt = LocalRuntime(spec, workdir=str(tmp_path / f"cluster{len(started)}"), **kw)
+        rt = new_runtime(kind, spec or ClusterSpec(), str(tmp_path / f"cluster{len(started)}"), **kw)
         started.append(rt)
         rt.start()
         return rt
 
     yield make
     for rt in reversed(started):
+        rt.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(request, tmp_path_factory):
+    """One healthy cluster for a module of tests that do not break it."""
+    rt = new_runtime(request.config.getoption("--runtime"),
+                     ClusterSpec(log_level="info"), str(tmp_path_factory.mktemp("shared")))
+    try:
+        rt.start()
+        yield rt
+    finally:
         rt.stop()
