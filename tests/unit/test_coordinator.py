@@ -1,0 +1,151 @@
+"""The coordinator through the mock transport: no network, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from system.backoff import Backoff
+from system.breaker import CircuitBreaker
+from system.coordinator import Coordinator, QuorumError
+from system.quorum import QuorumConfig
+from system.transport import MockTransport, Reply, TransportError
+from system.versions import HLC
+
+pytestmark = pytest.mark.unit
+
+NODES = {"a": "a:1", "b": "b:1", "c": "c:1"}
+
+
+class FakeCluster:
+    """In-memory replicas behind a MockTransport; nodes can be made down or slow."""
+
+    def __init__(self) -> None:
+        self.data = {n: {} for n in NODES}
+        self.down: set[str] = set()
+        self.slow: dict[str, asyncio.Event] = {}
+        self.bodies: list[tuple[str, str, dict]] = []
+
+    async def handle(self, method, address, path, body):
+        node = address.split(":")[0]
+        self.bodies.append((node, path, body))
+        if node in self.down:
+            raise TransportError(address, "cannot connect", definite=True)
+        if node in self.slow:
+            await self.slow[node].wait()
+        store = self.data[node]
+        if path == "/internal/write":
+            old = store.get(body["key"])
+            if old is None or tuple(old["version"]) < tuple(body["version"]):
+                store[body["key"]] = {"value": body["value"], "version": body["version"]}
+            return Reply(200, {"applied": True})
+        if path == "/internal/read":
+            rec = store.get(body["key"])
+            return Reply(200, {"found": False} if rec is None else {"found": True, **rec})
+        return Reply(200, {"stored": len(body.get("keys", []))})
+
+
+def make(cluster: FakeCluster, *, w=2, r=2, retries=0, sleeps=None) -> Coordinator:
+    async def fake_sleep(d):
+        sleeps.append(d)
+
+    co = Coordinator(quorum=QuorumConfig(3, w, r), transport=MockTransport(cluster.handle),
+                     versions=HLC("co"), timeout=5.0, retries=retries,
+                     backoff=Backoff(0.01, 0.5, "full"), rng=random.Random(3),
+                     breaker_factory=lambda: CircuitBreaker(failure_threshold=1, cooldown=60),
+                     sleep=fake_sleep if sleeps is not None else asyncio.sleep)
+    co.update_members(NODES)
+    return co
+
+
+async def test_write_returns_after_w_acks_without_waiting_for_the_slowest():
+    cluster = FakeCluster()
+    co = make(cluster)
+    owners = co.ring.preference_list("k", 3)
+    gate = cluster.slow[owners[2]] = asyncio.Event()
+    res = await asyncio.wait_for(co.write("k", "v"), timeout=2)
+    assert set(res.acks) == set(owners[:2]) and "k" not in cluster.data[owners[2]]
+    gate.set()
+    await co.drain()
+    assert cluster.data[owners[2]]["k"]["value"] == "v"  # the slow owner got it in the background
+
+
+async def test_owner_that_failed_gets_a_hint_and_open_breaker_owner_is_hinted_in_the_write():
+    cluster = FakeCluster()
+    co = make(cluster)
+    owners = co.ring.preference_list("k", 3)
+    cluster.down.add(owners[0])
+    await co.write("k", "v1")
+    await co.drain()
+    hints = [(n, b) for n, p, b in cluster.bodies if p == "/internal/hints"]
+    assert {n for n, _ in hints} == set(owners[1:]) and all(b["target"] == owners[0] for _, b in hints)
+    cluster.bodies.clear()
+    await co.write("k", "v2")  # breaker now open: not asked, hinted inside the write itself
+    writes = [(n, b) for n, p, b in cluster.bodies if p == "/internal/write"]
+    assert {n for n, _ in writes} == set(owners[1:])
+    assert all(b["hint_for"] == [owners[0]] for _, b in writes)
+
+
+async def test_two_owners_down_is_a_quorum_error_with_counts_after_jittered_retries():
+    cluster = FakeCluster()
+    sleeps: list[float] = []
+    co = make(cluster, retries=2, sleeps=sleeps)
+    owners = co.ring.preference_list("k", 3)
+    cluster.down.update(owners[:2])
+    with pytest.raises(QuorumError) as err:
+        await co.write("k", "v")
+    body = err.value.as_json()
+    assert body["needed"] == 2 and body["acks"] <= 1 and body["attempts"] == 3
+    assert set(body["failed"]) == set(owners[:2])
+    assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.01 and 0 <= sleeps[1] <= 0.02
+
+
+async def test_read_returns_the_newest_and_repairs_stale_owners():
+    cluster = FakeCluster()
+    co = make(cluster)
+    owners = co.ring.preference_list("k", 3)
+    cluster.data[owners[0]]["k"] = {"value": "old", "version": [1, 0, "x"]}
+    cluster.data[owners[1]]["k"] = {"value": "new", "version": [2, 0, "x"]}
+    res = await co.read("k")
+    assert res.value == "new"
+    await co.drain()
+    assert all(cluster.data[o]["k"]["value"] == "new" for o in owners)
+
+
+async def test_w1_r1_can_read_stale_data_and_r2_cannot():
+    """Quorum arithmetic made visible: with R=1 the first (stale) answer wins."""
+    for r, expected in ((1, "old"), (2, "new")):
+        cluster = FakeCluster()
+        co = make(cluster, w=1, r=r)
+        owners = co.ring.preference_list("k", 3)
+        cluster.data[owners[0]]["k"] = {"value": "new", "version": [2, 0, "x"]}
+        cluster.data[owners[1]]["k"] = {"value": "old", "version": [1, 0, "x"]}
+        cluster.data[owners[2]]["k"] = {"value": "old", "version": [1, 0, "x"]}
+        gate = cluster.slow[owners[0]] = asyncio.Event()
+        task = asyncio.create_task(co.read("k"))
+        if r == 2:
+            await asyncio.sleep(0)
+            gate.set()
+        res = await asyncio.wait_for(task, 2)
+        assert res.value == expected
+        gate.set()
+        await co.drain()
+
+
+async def test_hedged_read_asks_the_other_owners_only_when_the_first_are_slow():
+    cluster = FakeCluster()
+    co = make(cluster)
+    co.hedge_after = 0.05
+    owners = co.ring.preference_list("k", 3)
+    for o in owners:
+        cluster.data[o]["k"] = {"value": "v", "version": [1, 0, "x"]}
+    await co.read("k")
+    assert sum(1 for _, p, _ in cluster.bodies if p == "/internal/read") == 2
+    cluster.bodies.clear()
+    gate = cluster.slow[owners[0]] = asyncio.Event()
+    assert (await asyncio.wait_for(co.read("k"), 2)).value == "v"
+    assert {n for n, p, _ in cluster.bodies if p == "/internal/read"} == set(owners)
+    gate.set()
+    await co.drain()
