@@ -8,6 +8,7 @@ to keyword-only constructors. This is the only module of ``system`` that reads `
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -36,8 +37,14 @@ class ClusterSettings:
         QuorumConfig(self.n, self.w, self.r)  # validates
         if self.versions not in ("hlc", "wallclock"):
             raise ValueError(f"versions must be 'hlc' or 'wallclock', got {self.versions!r}")
-        if self.heartbeat_interval <= 0:
-            raise ValueError("heartbeat interval must be positive")
+        if not (math.isfinite(self.heartbeat_interval) and self.heartbeat_interval > 0):
+            raise ValueError(f"heartbeat interval must be positive, in seconds; "
+                             f"got {self.heartbeat_interval}")
+        if self.vnodes < 1:
+            raise ValueError(f"vnodes must be at least 1, got {self.vnodes}")
+        if not 0 < self.suspect_after <= self.dead_after:
+            raise ValueError(f"need 0 < suspect-after <= dead-after, got {self.suspect_after} "
+                             f"and {self.dead_after}")
 
     @property
     def quorum(self) -> QuorumConfig:
@@ -82,6 +89,8 @@ class RegistryConfig:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:
+        if self.node_storage not in ("durable", "memory"):
+            raise ValueError(f"node_storage must be 'durable' or 'memory', got {self.node_storage!r}")
         if self.launcher not in ("local", "delegated", "none"):
             raise ValueError(f"launcher must be local, delegated or none, got {self.launcher!r}")
         if not self.advertise:
@@ -107,6 +116,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.jitter not in JITTER_KINDS:
             raise ValueError(f"jitter must be one of {JITTER_KINDS}, got {self.jitter!r}")
+        Backoff(self.backoff_base, self.backoff_cap, self.jitter)  # validates base and cap
 
     @property
     def backoff(self) -> Backoff:

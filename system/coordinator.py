@@ -17,12 +17,14 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 from system.backoff import Backoff
 from system.breaker import BreakerState, CircuitBreaker
 from system.quorum import QuorumConfig, Tally
 from system.ring import HashRing
 from system.storage import Record
-from system.transport import Transport, TransportError
+from system.transport import Raw, Transport, TransportError
 from system.versions import Version, VersionSource
 
 __all__ = ["Coordinator", "WriteResult", "ReadResult", "QuorumError"]
@@ -150,6 +152,9 @@ class Coordinator:
         except TransportError:
             self.breaker(node).record_failure()
             raise
+        except BaseException:  # cancelled or unexpected: still release a half-open probe
+            self.breaker(node).record_failure()
+            raise
         if reply.status >= 500:
             self.breaker(node).record_failure()
             raise TransportError(address, f"HTTP {reply.status}: {_err(reply.body)}", definite=False)
@@ -180,7 +185,7 @@ class Coordinator:
                 tally.record_fail(node, "circuit open")
         return allowed
 
-    async def _fan_out(self, tally: Tally, first: list[str], path: str, body: dict,
+    async def _fan_out(self, tally: Tally, first: list[str], path: str, body: dict | Raw,
                        rid: str | None, *, hedge: Iterable[str] = ()) -> dict[asyncio.Task, str]:
         """Send ``body`` to ``first`` in parallel and feed ``tally`` until it is decided. The
         ``hedge`` owners are asked too once ``hedge_after`` passes, or as soon as the first
@@ -218,10 +223,10 @@ class Coordinator:
             tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
             allowed = self._allowed(owners, tally)
             # owners behind an open breaker get a hint stored with the write itself
-            body = {"key": key, "value": value, "version": version.encode(),
-                    "owners": list(owners), "hint_for": [o for o in owners if o not in allowed]}
+            body = Raw(orjson.dumps({"key": key, "value": value, "version": version.encode(),
+                                     "owners": owners, "hint_for": [o for o in owners if o not in allowed]}))
             tasks = await self._fan_out(tally, allowed, "/internal/write", body, rid)
-            self._spawn(self._finish_write(key, tally, tasks))
+            self._after_write(key, tally, tasks)
             if tally.succeeded:
                 return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
                                    attempt, self.quorum)
@@ -229,16 +234,29 @@ class Coordinator:
                 await self.sleep(next(delays))
         raise QuorumError("write", key, self.quorum.w, tally, owners, attempt)
 
-    async def _finish_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
-        """Let the slower owners finish, then leave hints for every owner that missed it."""
-        if tasks:
-            await asyncio.wait(list(tasks))
-            for task, node in tasks.items():
-                _settle(task, node, tally)
+    def _after_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
+        """Let the slower owners finish in the background; once all have answered, leave
+        hints for every owner that missed the write (those behind an open breaker were
+        hinted inside the write itself)."""
+        def settled(task: asyncio.Task) -> None:
+            _settle(task, tasks[task], tally)
+            if tally.pending == 0:
+                self._leave_hints(key, tally)
+
+        if not tasks:
+            self._leave_hints(key, tally)
+        for task in tasks:
+            self._background.add(task)  # drain() waits for it; a reference keeps it alive
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(settled)
+
+    def _leave_hints(self, key: str, tally: Tally) -> None:
         missed = [n for n, why in tally.failed.items() if why != "circuit open"]
-        if not tally.ok or not missed:
-            return
-        for holder in tally.ok:
+        if tally.ok and missed:
+            self._spawn(self._send_hints(key, list(tally.ok), missed))
+
+    async def _send_hints(self, key: str, holders: list[str], missed: list[str]) -> None:
+        for holder in holders:
             for target in missed:
                 try:
                     await self._call(holder, "/internal/hints", {"target": target, "keys": [key]}, None)
@@ -267,14 +285,15 @@ class Coordinator:
                 if newest is not None:
                     self.versions.observe(newest.version)
                     stale = [n for n, r in records.items() if r is None or r.version < newest.version]
-                    self._spawn(self._repair(newest, stale, tasks))
+                    self._spawn(self._repair(newest, stale, tasks, owners))
                 return ReadResult(key, newest, owners, tuple(tally.ok), dict(tally.failed),
                                   tuple(stale), attempt, self.quorum)
             if attempt <= self.retries:
                 await self.sleep(next(delays))
         raise QuorumError("read", key, self.quorum.r, tally, owners, attempt)
 
-    async def _repair(self, newest: Record, stale: list[str], late: dict[asyncio.Task, str]) -> None:
+    async def _repair(self, newest: Record, stale: list[str], late: dict[asyncio.Task, str],
+                      owners: tuple[str, ...]) -> None:
         """Write the newest record to owners that answered with an older one (or late)."""
         if late:
             await asyncio.wait(list(late))
@@ -283,7 +302,7 @@ class Coordinator:
                     rec = _record(newest.key, task.result())
                     if rec is None or rec.version < newest.version:
                         stale.append(node)
-        body = {**newest.as_json(), "owners": [], "hint_for": []}
+        body = {**newest.as_json(), "owners": owners, "hint_for": []}
         for node in stale:
             try:
                 await self._call(node, "/internal/write", body, None)

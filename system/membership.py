@@ -43,6 +43,8 @@ class Membership:
         dead_after: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval}")
         if not 0 < suspect_after <= dead_after:
             raise ValueError(
                 f"need 0 < suspect_after <= dead_after, got {suspect_after} and {dead_after}"

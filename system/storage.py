@@ -48,11 +48,14 @@ class Store(Protocol):
 
     def count(self) -> int: ...
 
-    def add_hints(self, target: str, keys: Iterable[str]) -> None: ...
+    def add_hints(self, target: str, keys: Iterable[str]) -> None:
+        """Note that ``target`` lacks ``keys``; re-hinting a key gives it a new generation."""
 
-    def hints(self, target: str, limit: int) -> list[str]: ...
+    def hints(self, target: str, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` (key, generation) hints for ``target``."""
 
-    def remove_hints(self, target: str, keys: Iterable[str]) -> None: ...
+    def remove_hints(self, target: str, hints: Iterable[tuple[str, int]]) -> None:
+        """Remove delivered hints, unless re-hinted (a newer generation) meanwhile."""
 
     def hint_counts(self) -> dict[str, int]: ...
 
@@ -72,6 +75,7 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE TABLE IF NOT EXISTS hints (
     target TEXT NOT NULL,
     key TEXT NOT NULL,
+    gen INTEGER NOT NULL,
     PRIMARY KEY (target, key)
 ) WITHOUT ROWID;
 """
@@ -102,6 +106,7 @@ class SQLiteStore:
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.executescript(_SCHEMA)
+        self._gen = self._db.execute("SELECT coalesce(max(gen), 0) FROM hints").fetchone()[0]
 
     def get(self, key: str) -> Record | None:
         with self._lock:
@@ -151,22 +156,23 @@ class SQLiteStore:
 
     def add_hints(self, target: str, keys: Iterable[str]) -> None:
         with self._lock:
+            self._gen += 1
             self._db.executemany(
-                "INSERT OR IGNORE INTO hints (target, key) VALUES (?, ?)", ((target, k) for k in keys)
-            )
+                "INSERT INTO hints (target, key, gen) VALUES (?, ?, ?) "
+                "ON CONFLICT(target, key) DO UPDATE SET gen = excluded.gen",
+                ((target, k, self._gen) for k in keys))
 
-    def hints(self, target: str, limit: int) -> list[str]:
+    def hints(self, target: str, limit: int) -> list[tuple[str, int]]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT key FROM hints WHERE target = ? LIMIT ?", (target, limit)
+            return self._db.execute(
+                "SELECT key, gen FROM hints WHERE target = ? LIMIT ?", (target, limit)
             ).fetchall()
-        return [r[0] for r in rows]
 
-    def remove_hints(self, target: str, keys: Iterable[str]) -> None:
+    def remove_hints(self, target: str, hints: Iterable[tuple[str, int]]) -> None:
         with self._lock:
             self._db.executemany(
-                "DELETE FROM hints WHERE target = ? AND key = ?", ((target, k) for k in keys)
-            )
+                "DELETE FROM hints WHERE target = ? AND key = ? AND gen = ?",
+                ((target, k, g) for k, g in hints))
 
     def hint_counts(self) -> dict[str, int]:
         with self._lock:
@@ -189,7 +195,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._kv: dict[str, Record] = {}
-        self._hints: dict[str, set[str]] = {}
+        self._hints: dict[str, dict[str, int]] = {}
+        self._gen = 0
 
     def get(self, key: str) -> Record | None:
         return self._kv.get(key)
@@ -219,17 +226,21 @@ class MemoryStore:
         return len(self._kv)
 
     def add_hints(self, target: str, keys: Iterable[str]) -> None:
-        self._hints.setdefault(target, set()).update(keys)
+        self._gen += 1
+        self._hints.setdefault(target, {}).update(dict.fromkeys(keys, self._gen))
 
-    def hints(self, target: str, limit: int) -> list[str]:
-        return sorted(self._hints.get(target, ()))[:limit]
+    def hints(self, target: str, limit: int) -> list[tuple[str, int]]:
+        return sorted(self._hints.get(target, {}).items())[:limit]
 
-    def remove_hints(self, target: str, keys: Iterable[str]) -> None:
+    def remove_hints(self, target: str, hints: Iterable[tuple[str, int]]) -> None:
         pending = self._hints.get(target)
-        if pending is not None:
-            pending.difference_update(keys)
-            if not pending:
-                del self._hints[target]
+        if pending is None:
+            return
+        for key, gen in hints:
+            if pending.get(key) == gen:
+                del pending[key]
+        if not pending:
+            del self._hints[target]
 
     def hint_counts(self) -> dict[str, int]:
         return {t: len(k) for t, k in self._hints.items() if k}

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import aiohttp
 import orjson
 
-__all__ = ["Reply", "TransportError", "Transport", "AiohttpTransport", "MockTransport"]
+__all__ = ["Reply", "Raw", "TransportError", "Transport", "AiohttpTransport", "MockTransport"]
 
 
 class Reply(NamedTuple):
@@ -42,12 +42,17 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class Raw(bytes):
+    """A JSON body serialized once, sent as is to every replica."""
+
+
 class AiohttpTransport:
     """HTTP/1.1 with keep-alive connection pools (aiohttp)."""
 
     def __init__(self, *, pool_size: int = 256) -> None:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -55,21 +60,23 @@ class AiohttpTransport:
                                              ttl_dns_cache=300, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
                 connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
-                skip_auto_headers=("User-Agent",),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                auto_decompress=False,
             )
         return self._session
 
     async def request(self, method, address, path, *, json=None, timeout, headers=None) -> Reply:
         session = self._get_session()
-        data = None if json is None else orjson.dumps(json)
-        hdrs = {"content-type": "application/json"} if data is not None else {}
+        data = None if json is None else json if isinstance(json, Raw) else orjson.dumps(json)
+        hdrs = _JSON_HEADERS if data is not None else {}
         if headers:
-            hdrs.update(headers)
+            hdrs = {**hdrs, **headers}
+        limit = self._timeouts.get(timeout)
+        if limit is None:
+            limit = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
         try:
-            async with session.request(
-                method, f"http://{address}{path}", data=data, headers=hdrs,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
+            async with session.request(method, f"http://{address}{path}", data=data, headers=hdrs,
+                                       timeout=limit) as resp:
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
@@ -90,6 +97,8 @@ class AiohttpTransport:
             self._session = None
 
 
+_JSON_HEADERS = {"content-type": "application/json"}
+
 Handler = Callable[[str, str, str, Any], Reply | Awaitable[Reply]]
 
 
@@ -105,6 +114,8 @@ class MockTransport:
         self.calls: list[tuple[str, str, str, Any]] = []
 
     async def request(self, method, address, path, *, json=None, timeout, headers=None) -> Reply:
+        if isinstance(json, Raw):
+            json = orjson.loads(bytes(json))
         self.calls.append((method, address, path, json))
         result = self.handler(method, address, path, json)
         if inspect.isawaitable(result):

@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from system.config import NodeConfig, parse_node_args
-from system.http import RequestIdMiddleware, error_response, json_response, read_json
+from system.fasthttp import PooledTransport
+from system.http import FastRoutes, RequestIdMiddleware, error_response, json_response, read_json
 from system.ring import HashRing
 from system.storage import Record, Store, open_store
-from system.transport import AiohttpTransport, Transport, TransportError
+from system.transport import Transport, TransportError
 from system.validation import BadRequest, check_key, check_node_id, check_value
 from system.versions import Version
 
@@ -44,7 +45,7 @@ class NodeService:
         self.id = config.id
         self.n = config.cluster.n
         self.store = store or open_store(config.storage, config.data_dir, config.id)
-        self.transport = transport or AiohttpTransport(pool_size=64)
+        self.transport = transport or PooledTransport()
         self.addresses: dict[str, str] = {}
         self.ring = HashRing(vnodes=config.cluster.vnodes)
         self.has_members = False
@@ -90,8 +91,9 @@ class NodeService:
     def apply_write(self, record: Record, owners: list[str], hint_for: list[str]) -> bool:
         applied = self.store.put(record)
         targets = set(hint_for)
-        if self.has_members and owners:
-            # a coordinator with an older ring may have missed owners this node knows of
+        if self.has_members and self.id in self.ring.nodes:
+            # a coordinator (or a peer) with an older ring may have missed owners this node
+            # knows of; a copy this node does not own is handed to them, then dropped
             targets.update(o for o in self.ring.preference_list(record.key, self.n)
                            if o not in owners)
         targets.discard(self.id)
@@ -173,15 +175,15 @@ class NodeService:
                     self._retry_at[target] = time.monotonic() + 1.0
 
     async def _hand_off(self, target: str) -> None:
-        while keys := self.store.hints(target, HANDOFF_BATCH):
-            records = [r for r in map(self.store.get, keys) if r is not None]
+        while hints := self.store.hints(target, HANDOFF_BATCH):
+            records = [r for r in (self.store.get(k) for k, _ in hints) if r is not None]
             if records:
                 reply = await self.transport.request(
                     "POST", self.addresses[target], "/internal/batch", timeout=5.0,
                     json={"records": [r.as_json() for r in records]})
                 if reply.status != 200:
                     raise TransportError(target, f"HTTP {reply.status}", definite=True)
-            self.store.remove_hints(target, keys)
+            self.store.remove_hints(target, hints)  # a key re-hinted meanwhile stays hinted
             self.counters["handed_off"] += len(records)
             for rec in records:  # keys this node only held for the new owners
                 if self.owns(rec.key) is False and not self.store.has_hints_for_key(rec.key):
@@ -244,24 +246,22 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             return error_response(404, f"key {key!r} not found on {svc.id}", key=key)
         return json_response(rec.as_json())
 
-    async def internal_read(request: Request):
-        body = _object(await read_json(request))
+    # the replica hot path: served by FastRoutes, without the framework's stack
+    async def internal_read(body: dict):
         key = check_key(body.get("key"))
         svc.burn()
         svc.counters["reads"] += 1
         rec = svc.store.get(key)
         if rec is None:
-            return json_response({"key": key, "found": False})
-        return json_response({"key": key, "found": True, "value": rec.value,
-                              "version": rec.version.encode()})
+            return 200, {"key": key, "found": False}
+        return 200, {"key": key, "found": True, "value": rec.value, "version": rec.version.encode()}
 
-    async def internal_write(request: Request):
-        body = _object(await read_json(request))
+    async def internal_write(body: dict):
         record = _parse_record(body)
         owners, hint_for = _str_list(body, "owners"), _str_list(body, "hint_for")
         svc.burn()
         applied = svc.apply_write(record, owners, hint_for)
-        return json_response({"applied": applied, "node": svc.id})
+        return 200, {"applied": applied, "node": svc.id}
 
     async def internal_batch(request: Request):
         body = _object(await read_json(request, limit=256 * 1024 * 1024))
@@ -270,6 +270,9 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             raise BadRequest("'records' must be a list")
         records = [_parse_record(r) for r in raw]
         applied = svc.store.put_many(records)
+        for rec in records:  # pushed by a peer whose ring says this node owns them
+            if svc.owns(rec.key) is False:
+                svc.apply_write(rec, [svc.id], [])
         svc.counters["batch_applied"] += applied
         return json_response({"applied": applied, "received": len(records), "node": svc.id})
 
@@ -315,8 +318,6 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         routes=[
             Route("/health", health), Route("/ready", ready),
             Route("/data/{key:path}", get_data), Route("/keys", keys), Route("/stats", stats),
-            Route("/internal/read", internal_read, methods=["POST"]),
-            Route("/internal/write", internal_write, methods=["POST"]),
             Route("/internal/batch", internal_batch, methods=["POST"]),
             Route("/internal/hints", internal_hints, methods=["POST"]),
         ],
@@ -324,7 +325,9 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         lifespan=lifespan,
     )
     app.state.service = svc
-    return RequestIdMiddleware(app, service=svc.id)
+    fast = FastRoutes(app, {("POST", "/internal/read"): internal_read,
+                            ("POST", "/internal/write"): internal_write})
+    return RequestIdMiddleware(fast, service=svc.id)
 
 
 def app_from_argv():

@@ -27,12 +27,13 @@ from system.backoff import Backoff
 from system.breaker import CircuitBreaker
 from system.config import RegistryConfig
 from system.coordinator import Coordinator, QuorumError
+from system.fasthttp import PooledTransport
 from system.http import RequestIdMiddleware, error_response, json_response, read_json, request_id
 from system.membership import Membership
 from system.registry.graduation import ART, Graduation
 from system.registry.launcher import DelegatedLauncher, LocalProcessLauncher, NoLauncher
 from system.ring import HashRing
-from system.transport import AiohttpTransport, Transport
+from system.transport import Transport
 from system.validation import BadRequest, check_key, check_node_id, check_value
 from system.versions import make_version_source
 
@@ -60,7 +61,7 @@ class Registry:
         self.graduation = Graduation()
         self.node_stats: dict[str, dict] = {}
         self.gateway = Coordinator(
-            quorum=c.quorum, transport=transport or AiohttpTransport(),
+            quorum=c.quorum, transport=transport or PooledTransport(),
             versions=make_version_source(c.versions, f"gateway@{config.advertise}"),
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
             rng=random.Random(), vnodes=c.vnodes,

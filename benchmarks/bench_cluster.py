@@ -1,0 +1,168 @@
+"""Throughput and latency of the cluster on this machine: prints figures, asserts nothing.
+
+    python benchmarks/bench_cluster.py [--duration 8] [--concurrency 16] [--big-keys 1000000]
+
+1. 50/50 writes and reads on random keys through the smart client, then through the
+   registry gateway; 2. write-only throughput with 10k keys stored, then with --big-keys
+   stored (preloaded straight into each node's store), and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import tempfile
+import time
+
+import aiohttp
+
+from chaos.runtime.base import ClusterSpec
+from chaos.runtime.local import LocalRuntime
+from system.client import SmartClient, new_event_loop
+from system.config import ClientConfig
+from system.storage import Record, SQLiteStore
+from system.versions import Version
+
+
+def pct(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000
+
+
+async def drive(op, concurrency: int, duration: float, write_ratio: float, keys: int, seed: int):
+    lat = {"write": [], "read": []}
+    errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker(wid: int):
+        nonlocal errors
+        rng = random.Random(seed * 1000 + wid)
+        while time.perf_counter() < stop:
+            kind = "write" if rng.random() < write_ratio else "read"
+            key = f"bench-{rng.randrange(keys)}"
+            t = time.perf_counter()
+            try:
+                await op(kind, key, "x" * 100)
+                lat[kind].append(time.perf_counter() - t)
+            except Exception:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {k: {"per_s": len(v) / elapsed, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99),
+                "n": len(v)} for k, v in lat.items()}, errors
+
+
+async def via_client(registry: str, args, write_ratio: float):
+    async with SmartClient(ClientConfig(registry=registry, seed=args.seed)) as c:
+        async def op(kind, key, value):
+            if kind == "write":
+                await c.put(key, value)
+            else:
+                await c.get(key)
+        await drive(op, args.concurrency, 1.0, write_ratio, args.keys, args.seed)  # warm-up
+        return await drive(op, args.concurrency, args.duration, write_ratio, args.keys, args.seed)
+
+
+async def via_gateway(registry: str, args, write_ratio: float):
+    conn = aiohttp.TCPConnector(limit=args.concurrency)
+    async with aiohttp.ClientSession(registry, connector=conn) as s:
+        async def op(kind, key, value):
+            if kind == "write":
+                async with s.post("/data", json={"key": key, "value": value}) as r:
+                    await r.read()
+                    ok = r.status == 200
+            else:
+                async with s.get(f"/data/{key}") as r:
+                    await r.read()
+                    ok = r.status in (200, 404)
+            if not ok:
+                raise RuntimeError(r.status)
+        await drive(op, args.concurrency, 1.0, write_ratio, args.keys, args.seed)
+        return await drive(op, args.concurrency, args.duration, write_ratio, args.keys, args.seed)
+
+
+def run(coro):
+    """Run on uvloop when installed, as the services do."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def row(label: str, res) -> None:
+    stats, errors = res
+    w, r = stats["write"], stats["read"]
+    print(f"{label:<34} {w['per_s']:>8.0f} {w['p50_ms']:>7.1f} {w['p99_ms']:>7.1f} "
+          f"{r['per_s']:>8.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {errors:>6}")
+
+
+def preload(workdir: str, nodes: list[str], count: int) -> float:
+    started = time.perf_counter()
+    for node in nodes:
+        store = SQLiteStore(os.path.join(workdir, "data", node, f"{node}.sqlite3"))
+        batch = 50_000
+        for start in range(0, count, batch):
+            store.put_many(Record(f"pre-{i:08d}", "y" * 100, Version(1, 0, "preload"))
+                           for i in range(start, min(count, start + batch)))
+        store.close()
+    return time.perf_counter() - started
+
+
+def cluster(workdir: str, args) -> LocalRuntime:
+    return LocalRuntime(ClusterSpec(mesh=args.mesh), workdir=workdir)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--keys", type=int, default=10_000, help="key space of the random workload")
+    p.add_argument("--big-keys", type=int, default=1_000_000)
+    p.add_argument("--small-keys", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mesh", action="store_true", help="every link through the fault proxy")
+    p.add_argument("--skip-size", action="store_true", help="skip the stored-keys comparison")
+    args = p.parse_args()
+    print(f"3 local nodes, N=3 W=2 R=2, {args.concurrency} concurrent operations, "
+          f"{args.duration:.0f}s per run, 100-byte values, mesh={'on' if args.mesh else 'off'}, "
+          f"cpus={os.cpu_count()}")
+    print(f"{'':<34} {'writes/s':>8} {'p50':>7} {'p99':>7} {'reads/s':>8} {'p50':>7} {'p99':>7} "
+          f"{'errors':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = cluster(tmp, args)
+        ep = rt.start()
+        try:
+            row("smart client, 50/50", run(via_client(ep.registry, args, 0.5)))
+            row("gateway, 50/50", run(via_gateway(ep.registry, args, 0.5)))
+            row("smart client, writes only", run(via_client(ep.registry, args, 1.0)))
+            row("gateway, writes only", run(via_gateway(ep.registry, args, 1.0)))
+        finally:
+            rt.stop()
+    if args.skip_size:
+        return
+    results = {}
+    for count in (args.small_keys, args.big_keys):
+        with tempfile.TemporaryDirectory() as tmp:
+            spent = preload(tmp, ["node-1", "node-2", "node-3"], count)
+            rt = cluster(tmp, args)
+            ep = rt.start()
+            try:
+                res = run(via_client(ep.registry, args, 1.0))
+                results[count] = res[0]["write"]["per_s"]
+                row(f"client writes, {count:,} keys stored", res)
+                print(f"  (preloaded {count:,} keys into each node in {spent:.1f}s)")
+            finally:
+                rt.stop()
+    ratio = results[args.big_keys] / results[args.small_keys]
+    print(f"write throughput with {args.big_keys:,} keys / with {args.small_keys:,} keys: "
+          f"{ratio:.2f}")
+    print(f"median check: {statistics.median(results.values()):.0f} writes/s")
+
+
+if __name__ == "__main__":
+    main()
