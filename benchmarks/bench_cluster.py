@@ -24,6 +24,7 @@ from chaos.runtime.local import LocalRuntime
 from system.client import SmartClient, new_event_loop
 from system.config import ClientConfig
 from system.storage import Record, SQLiteStore
+from system.transport import AiohttpTransport
 from system.versions import Version
 
 
@@ -59,8 +60,8 @@ async def drive(op, concurrency: int, duration: float, write_ratio: float, keys:
                 "n": len(v)} for k, v in lat.items()}, errors
 
 
-async def via_client(registry: str, args, write_ratio: float):
-    async with SmartClient(ClientConfig(registry=registry, seed=args.seed)) as c:
+async def via_client(registry: str, args, write_ratio: float, transport=None):
+    async with SmartClient(ClientConfig(registry=registry, seed=args.seed), transport=transport) as c:
         async def op(kind, key, value):
             if kind == "write":
                 await c.put(key, value)
@@ -140,6 +141,8 @@ def main() -> None:
             row("smart client, 50/50", run(via_client(ep.registry, args, 0.5)))
             row("gateway, 50/50", run(via_gateway(ep.registry, args, 0.5)))
             row("smart client, writes only", run(via_client(ep.registry, args, 1.0)))
+            row("  same with the aiohttp transport",
+                run(via_client(ep.registry, args, 1.0, transport=AiohttpTransport())))
             row("gateway, writes only", run(via_gateway(ep.registry, args, 1.0)))
         finally:
             rt.stop()

@@ -74,7 +74,7 @@ def run(
     w: int = 2,
     r: int = 2,
     storage: str = "durable",
-    mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = False,
+    mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = True,
     report: Annotated[str, typer.Option(help="directory for the report")] = "reports/latest",
     verbose: bool = False,
 ) -> None:
@@ -110,7 +110,7 @@ def run(
 def up(
     runtime: RuntimeOpt = "auto",
     nodes: int = 3,
-    mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = False,
+    mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = True,
     registry_port: Annotated[int | None, typer.Option(help="default: a free port")] = None,
     storage: str = "durable",
 ) -> None:

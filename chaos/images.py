@@ -45,7 +45,7 @@ __all__ = [
     "prepare_image",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("chaos.images")  # also when run as __main__
 
 DEFAULT_BASE = "python:3.11-slim"
 AUTO = "auto"  # DEFAULT_BASE if present or pullable, else the debootstrap base
@@ -53,6 +53,7 @@ DEBOOTSTRAP = "debootstrap"  # always the local Debian base
 REPOSITORY = "chaoslab"
 BASE_REPOSITORY = "chaoslab-base"
 HASH_LABEL = "org.chaoslab.content-hash"
+BUILD_NETWORK = "none"  # docker build runs offline: every package comes from the wheelhouse
 
 # What the local base is made of; its tag is a hash of this (the mirror is left out: any
 # mirror of the suite gives the same packages).
@@ -152,6 +153,8 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
                 _build(client, root, work, dockerfile, wheelhouse, sources, base_ref,
                        tag, digest, nocache=rebuild)
             client.api.tag(tag, repository, "latest", force=True)
+            if image_built:
+                _prune_stale_tags(client, repository, keep=tag)
             timings["image"] = time.perf_counter() - t
             log.info("image %s %s in %.2fs", tag, "built" if image_built else "reused",
                      timings["image"])
@@ -400,12 +403,12 @@ def _build(client, root: Path, work: Path, dockerfile: Path, wheelhouse: Path,
             target = context / "src" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path, target)
-        log.info("docker build %s on %s (network none)", tag, base_ref)
+        log.info("docker build %s on %s (network %s)", tag, base_ref, BUILD_NETWORK)
         lines: list[str] = []
         for chunk in client.api.build(
                 path=str(context), tag=tag, buildargs={"BASE_IMAGE": base_ref}, rm=True,
-                forcerm=True, pull=False, nocache=nocache, network_mode="none", decode=True,
-                labels={HASH_LABEL: digest}):
+                forcerm=True, pull=False, nocache=nocache, network_mode=BUILD_NETWORK,
+                decode=True, labels={HASH_LABEL: digest}):
             if "stream" in chunk:
                 for line in chunk["stream"].splitlines():
                     if line.strip():
@@ -419,6 +422,21 @@ def _build(client, root: Path, work: Path, dockerfile: Path, wheelhouse: Path,
         shutil.rmtree(context, ignore_errors=True)
     if not _image_exists(client, tag):
         raise ImageError(f"docker build reported success but {tag} does not exist")
+
+
+def _prune_stale_tags(client, repository: str, *, keep: str) -> None:
+    """Untag older content-hash builds of ``repository`` (their shared layers stay cached);
+    images still used by a container are left alone."""
+    import docker
+
+    for image in client.images.list(name=repository, filters={"label": HASH_LABEL}):
+        for old in image.tags:
+            if old != keep and not old.endswith(":latest") and old.startswith(f"{repository}:"):
+                try:
+                    client.images.remove(old)
+                    log.info("removed stale image %s", old)
+                except docker.errors.APIError as exc:
+                    log.debug("kept %s: %s", old, exc)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -23,7 +23,7 @@ class ClusterSpec:
     settings: ClusterSettings = field(default_factory=lambda: ClusterSettings(
         heartbeat_interval=0.5))
     storage: str = "durable"  # durable | memory (weakened)
-    mesh: bool = False  # every link through its own fault proxy (chaos.proxy)
+    mesh: bool = True  # every link through its own fault proxy (chaos.proxy)
     load_factor: int = 0
     node_workers: int = 1
     log_level: str = "warning"
