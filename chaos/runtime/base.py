@@ -84,5 +84,8 @@ class Runtime(Protocol):
 
     def node_ids(self) -> list[str]: ...
 
+    def link_names(self) -> list[str]:
+        """The proxy names (``src__dst``) of the link mesh; empty without a mesh."""
+
     def node_url(self, node_id: str) -> str:
         """The URL the host uses to reach a node directly (not through the mesh)."""

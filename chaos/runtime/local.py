@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import orjson
 
 from chaos.runtime.base import ClusterSpec, Endpoints
+from chaos.runtime.common import RegistryAdmin
 from chaos.topology import REGISTRY, Link, all_links, link_table, links_of_new_node
-from chaos.wait import WaitTimeout, all_of, http_ok, wait_for
+from chaos.wait import all_of, http_ok, wait_for
 
 __all__ = ["LocalRuntime", "ServiceProcess"]
 
@@ -92,7 +92,7 @@ class ServiceProcess:
         return ""
 
 
-class LocalRuntime:
+class LocalRuntime(RegistryAdmin):
     name = "local"
 
     def __init__(self, spec: ClusterSpec | None = None, *, workdir: str | None = None,
@@ -110,9 +110,8 @@ class LocalRuntime:
         self.links: dict[Link, str] = {}
         self.toxiproxy = None
         self._lock = threading.RLock()
-        self._agent: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._started = False
+        self._init_admin()
+        self.registry_admin_url = f"http://127.0.0.1:{self.registry_port}"
 
     # ---- paths and commands ----
     @property
@@ -164,9 +163,7 @@ class LocalRuntime:
             self._spawn_node(node, ports[node])
         self._wait_nodes_ready(ids)
         self._admin("POST", "/admin/adopt", {"nodes": ids})
-        self._agent = threading.Thread(target=self._launch_agent, name="launch-agent", daemon=True)
-        self._agent.start()
-        self._started = True
+        self._start_agent()
         log.info("local cluster ready in %.2fs", time.monotonic() - started)
         return self.endpoints()
 
@@ -213,20 +210,13 @@ class LocalRuntime:
     def _wait_nodes_ready(self, ids: list[str]) -> None:
         wait_for(all_of(*(http_ok(f"http://127.0.0.1:{self.procs[n].port}/ready") for n in ids)),
                  timeout=self.ready_timeout, abort=lambda: self._exited(ids))
-        wait_for(lambda: self._alive_count(ids) == len(ids), timeout=self.ready_timeout,
-                 description=f"the registry to see {', '.join(ids)} alive")
-
-    def _alive_count(self, ids: list[str]) -> int:
-        status = httpx.get(f"{self.endpoints().registry_direct}/cluster-status", timeout=2).json()
-        return sum(1 for n in status["nodes"] if n["id"] in ids and n["status"] == "alive")
+        self._wait_alive(ids)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stop_agent()
         with self._lock:
             for name in sorted(self.procs, key=lambda n: n == "proxy"):  # proxy last
                 self.procs[name].terminate(grace=3.0)
-        if self._agent is not None:
-            self._agent.join(timeout=2)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         atexit.unregister(self.stop)
@@ -244,6 +234,9 @@ class LocalRuntime:
         return Endpoints(registry=f"http://{client_reg}" if client_reg else direct,
                          registry_direct=direct, nodes=nodes, proxy_api=proxy_api,
                          admin_token=self.admin_token)
+
+    def link_names(self) -> list[str]:
+        return [link.name for link in self.links]
 
     def node_ids(self) -> list[str]:
         return [n for n in self.procs if n not in ("registry", "proxy")]
@@ -300,31 +293,3 @@ class LocalRuntime:
         self._wait_nodes_ready([node_id])
         self._admin("POST", "/admin/adopt", {"nodes": [node_id]})
         return node_id
-
-    # ---- registry admin and delegated launches ----
-    def _admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        r = httpx.request(method, f"http://127.0.0.1:{self.registry_port}{path}", json=body,
-                          headers={"authorization": f"Bearer {self.admin_token}"}, timeout=5)
-        r.raise_for_status()
-        return r.json()
-
-    def _launch_agent(self) -> None:
-        """Fulfil the registry's /scale-up and /kill requests (it has no process rights)."""
-        while not self._stopping.wait(0.2):
-            try:
-                pending = self._admin("GET", "/admin/launches")["pending"]
-            except (httpx.HTTPError, KeyError):
-                continue
-            for req in pending:
-                ok, detail = True, ""
-                try:
-                    if req["action"] == "launch":
-                        self.add_node(req["node_id"])
-                        detail = f"started {req['node_id']}"
-                    else:
-                        self.kill(req["node_id"])
-                        detail = f"killed {req['node_id']}"
-                except (KeyError, WaitTimeout, httpx.HTTPError, OSError) as exc:
-                    ok, detail = False, f"{type(exc).__name__}: {exc}"
-                with contextlib.suppress(httpx.HTTPError):
-                    self._admin("POST", f"/admin/launches/{req['id']}", {"ok": ok, "detail": detail})
