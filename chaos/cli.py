@@ -27,19 +27,11 @@ console = Console()
 STATE = Path(".chaoslab") / "state.json"
 
 
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
-        return False
-
-
 def make_runtime(kind: str, spec: ClusterSpec, **kw):
     if kind == "auto":
-        kind = "docker" if _docker_answers() and _docker_available() else "local"
+        from chaos.runtime.docker import engine_answers
+
+        kind = "docker" if engine_answers() else "local"
     if kind == "docker":
         from chaos.runtime.docker import DockerRuntime
 
@@ -49,14 +41,6 @@ def make_runtime(kind: str, spec: ClusterSpec, **kw):
     from chaos.runtime.local import LocalRuntime
 
     return LocalRuntime(spec, **kw)
-
-
-def _docker_available() -> bool:
-    try:
-        import chaos.runtime.docker  # noqa: F401
-        return True
-    except ImportError:
-        return False
 
 
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, or auto (docker when "
@@ -118,7 +102,7 @@ def up(
     (or ``chaoslab down``)."""
     logging.basicConfig(level=logging.WARNING)
     spec = ClusterSpec(nodes=nodes, mesh=mesh, storage=storage)
-    kw = {"registry_port": registry_port} if registry_port else {}
+    kw = {"registry_port": registry_port} if registry_port and runtime == "local" else {}
     rt = make_runtime(runtime, spec, **kw)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -112,7 +112,10 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
                   project_root: Path | None = None, mirror: str | None = None,
                   repository: str = REPOSITORY) -> ImageBuild:
     """Like :func:`ensure_image` but return an :class:`ImageBuild` describing each step."""
-    import docker  # the harness extra; imported here so `import chaos` stays light
+    try:
+        import docker  # the harness extra; imported here so `import chaos` stays light
+    except ImportError as exc:
+        raise ImageError("the docker SDK is missing: pip install -e '.[harness]'") from exc
 
     root = _project_root(project_root)
     work = root / ".imagebuild"
@@ -120,7 +123,7 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
     try:
         client = docker.from_env(timeout=900)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, OSError) as exc:  # requests errors are OSErrors
         raise ImageError(f"no Docker engine answers ({exc}); start dockerd or set DOCKER_HOST") \
             from exc
     timings: dict[str, float] = {}
@@ -188,7 +191,7 @@ def _ensure_base(client, base: str, work: Path, mirror: str | None) -> tuple[str
                      f"`docker load`, or use --base auto to build a local Debian base")
 
 
-def _try_pull(ref: str, timeout: float = 60) -> bool:
+def _try_pull(ref: str, timeout: float = 20) -> bool:
     import docker
 
     repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
@@ -198,7 +201,7 @@ def _try_pull(ref: str, timeout: float = 60) -> bool:
         client.images.pull(repo, tag=tag)
         log.info("pulled %s in %.1fs", ref, time.perf_counter() - t)
         return True
-    except Exception as exc:  # any failure just means "not pullable here"
+    except (docker.errors.DockerException, OSError) as exc:  # "not pullable here"
         log.info("pull %s failed after %.1fs: %s", ref, time.perf_counter() - t,
                  str(exc).splitlines()[0][:200])
         return False
@@ -225,7 +228,7 @@ def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
     shutil.rmtree(rootfs, ignore_errors=True)
     try:
         t = time.perf_counter()
-        log.info("debootstrap %s from %s (about a minute)", DEBIAN_SUITE, mirror)
+        log.info("debootstrap %s from %s (a minute or two)", DEBIAN_SUITE, mirror)
         cmd = [debootstrap, f"--variant={BASE_RECIPE['variant']}",
                "--include=" + ",".join(BASE_RECIPE["include"]), DEBIAN_SUITE, str(rootfs),
                mirror]
@@ -238,7 +241,10 @@ def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
         log.info("debootstrap done in %.1fs", time.perf_counter() - t)
         for pattern in BASE_RECIPE["cleanup"]:
             for path in rootfs.glob(pattern):
-                path.unlink(missing_ok=True) if not path.is_dir() else shutil.rmtree(path)
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         t = time.perf_counter()
         changes = [arg for change in BASE_RECIPE["changes"] for arg in ("--change", change)]
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],

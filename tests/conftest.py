@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 
 import pytest
 
@@ -48,11 +49,15 @@ def rng(seed) -> random.Random:
     return random.Random(seed)
 
 
+SESSION_LABEL = "org.chaoslab.test-session"
+SESSION = uuid.uuid4().hex[:12]  # labels this session's containers, networks and volumes
+
+
 def new_runtime(kind: str, spec: ClusterSpec, workdir: str, **kw):
     if kind == "docker":
         from chaos.runtime.docker import DockerRuntime
 
-        return DockerRuntime(spec, **kw)
+        return DockerRuntime(spec, labels={SESSION_LABEL: SESSION}, **kw)
     from chaos.runtime.local import LocalRuntime
 
     return LocalRuntime(spec, workdir=workdir, **kw)
@@ -85,3 +90,26 @@ def shared_cluster(request, tmp_path_factory):
         yield rt
     finally:
         rt.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After the whole session, no container, network or volume this session created may
+    remain (they are removed here, and the session errors so the leak is seen)."""
+    yield
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception:
+        return
+    flt = {"label": f"{SESSION_LABEL}={SESSION}"}  # only this session's: others may be running
+    leftovers = [*client.containers.list(all=True, filters=flt),
+                 *client.networks.list(filters=flt), *client.volumes.list(filters=flt)]
+    for thing in leftovers:
+        try:
+            thing.remove(force=True) if not hasattr(thing, "connect") else thing.remove()
+        except Exception:
+            pass
+    assert not leftovers, f"left behind: {[getattr(t, 'name', t) for t in leftovers]}"

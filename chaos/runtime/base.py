@@ -84,6 +84,12 @@ class Runtime(Protocol):
 
     def node_ids(self) -> list[str]: ...
 
+    def is_running(self, name: str) -> bool:
+        """Whether the service's process or container is running (paused counts)."""
+
+    def service_log(self, name: str) -> str:
+        """Everything the service has logged so far."""
+
     def link_names(self) -> list[str]:
         """The proxy names (``src__dst``) of the link mesh; empty without a mesh."""
 

@@ -40,7 +40,8 @@ class DockerRuntime(RegistryAdmin):
     name = "docker"
 
     def __init__(self, spec: ClusterSpec | None = None, *, image: str | None = None,
-                 ready_timeout: float = 60.0, build: bool = True) -> None:
+                 ready_timeout: float = 60.0, build: bool = True,
+                 labels: dict[str, str] | None = None) -> None:
         self.spec = spec or ClusterSpec()
         if not self.spec.mesh:
             log.info("the docker runtime always meshes its links; mesh=False is ignored")
@@ -62,6 +63,7 @@ class DockerRuntime(RegistryAdmin):
         self.timings: dict[str, float] = {}
         self._init_admin()
         self.registry_admin_url = ""
+        self.extra_labels = dict(labels or {})  # e.g. a test session's, to find its leftovers
 
     # ---- docker plumbing ----
     @property
@@ -73,15 +75,19 @@ class DockerRuntime(RegistryAdmin):
         return self._docker
 
     def _labels(self) -> dict[str, str]:
-        return {LABEL: self.run_id}
+        return {**self.extra_labels, LABEL: self.run_id}
 
-    def _published(self, container, port: int) -> int:
+    def _published(self, container, *ports: int) -> dict[int, int]:
+        """The 127.0.0.1 host port of each container port (one inspect for all)."""
         container.reload()
-        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []
-        for b in bindings:
-            if b.get("HostIp") in ("127.0.0.1", ""):
-                return int(b["HostPort"])
-        raise RuntimeError(f"{container.name}: port {port} is not published on 127.0.0.1")
+        found = {}
+        for port in ports:
+            for b in container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []:
+                if b.get("HostIp") == "127.0.0.1":
+                    found[port] = int(b["HostPort"])
+            if port not in found:
+                raise RuntimeError(f"{container.name}: port {port} is not published on 127.0.0.1")
+        return found
 
     def _run(self, name: str, command: list[str], *, ports: dict[int, None] | None = None,
              volume: str | None = None):
@@ -125,9 +131,10 @@ class DockerRuntime(RegistryAdmin):
                                     "--port", str(API_PORT), "--seed", str(self.spec.seed)],
                           ports={API_PORT: None, **{CLIENT_PORT_BASE + i: None
                                                     for i in range(CLIENT_PORTS)}})
-        self.host_ports["proxy"] = self._published(proxy, API_PORT)
-        for i in range(CLIENT_PORTS):
-            self._client_ports[CLIENT_PORT_BASE + i] = self._published(proxy, CLIENT_PORT_BASE + i)
+        client_ports = [CLIENT_PORT_BASE + i for i in range(CLIENT_PORTS)]
+        published = self._published(proxy, API_PORT, *client_ports)
+        self.host_ports["proxy"] = published.pop(API_PORT)
+        self._client_ports = published
         from chaos.toxiproxy import Toxiproxy
 
         self.toxiproxy = Toxiproxy(f"http://127.0.0.1:{self.host_ports['proxy']}")
@@ -137,15 +144,14 @@ class DockerRuntime(RegistryAdmin):
         ids = self.spec.node_ids()
         self._add_links(all_links(ids))
         t = time.perf_counter()
-        reg = self._run("registry", ["python", "-m", "system.registry", "--host", "0.0.0.0",
+        self._run("registry", ["python", "-m", "system.registry", "--host", "0.0.0.0",
                                      "--port", str(REGISTRY_PORT), "--advertise",
                                      f"registry:{REGISTRY_PORT}", "--admin-token",
                                      self.admin_token, "--launcher", "delegated",
                                      "--log-level", self.spec.log_level,
                                      *self.spec.cluster_args()],
                         ports={REGISTRY_PORT: None})
-        self.host_ports["registry"] = self._published(reg, REGISTRY_PORT)
-        self.registry_admin_url = f"http://127.0.0.1:{self.host_ports['registry']}"
+        self._note_registry_port()
         self._wait_http(["registry"], "/health")
         self._admin("PUT", "/admin/links", link_table(self.links))
         self.timings["registry"] = time.perf_counter() - t
@@ -171,7 +177,12 @@ class DockerRuntime(RegistryAdmin):
                                 "--workers", str(self.spec.node_workers),
                                 "--log-level", self.spec.log_level, *self.spec.cluster_args()],
                       ports={NODE_PORT: None}, volume=f"{self.prefix}-{node_id}-data")
-        self.host_ports[node_id] = self._published(c, NODE_PORT)
+        self.host_ports[node_id] = self._published(c, NODE_PORT)[NODE_PORT]
+
+    def _note_registry_port(self) -> None:
+        reg = self.containers["registry"]
+        self.host_ports["registry"] = self._published(reg, REGISTRY_PORT)[REGISTRY_PORT]
+        self.registry_admin_url = f"http://127.0.0.1:{self.host_ports['registry']}"
 
     def _add_links(self, links: list[Link]) -> None:
         for link in links:
@@ -245,6 +256,14 @@ class DockerRuntime(RegistryAdmin):
                          proxy_api=None if self.toxiproxy is None else self.toxiproxy.url,
                          admin_token=self.admin_token)
 
+    def is_running(self, name: str) -> bool:
+        c = self._container(name)
+        c.reload()
+        return c.status in ("running", "paused")
+
+    def service_log(self, name: str) -> str:
+        return self._container(name).logs().decode("utf-8", "replace")
+
     def link_names(self) -> list[str]:
         return [link.name for link in self.links]
 
@@ -290,12 +309,14 @@ class DockerRuntime(RegistryAdmin):
             c.unpause()
         if c.status == "running":
             c.stop(timeout=5)
-        c.start()
+        c.start()  # a restarted container gets new random host ports: read them again
         if node_id == "registry":
+            self._note_registry_port()
             self._wait_http(["registry"], "/health")
             self._admin("PUT", "/admin/links", link_table(self.links))
             self._admin("POST", "/admin/adopt", {"nodes": self.node_ids()})
         else:
+            self.host_ports[node_id] = self._published(c, NODE_PORT)[NODE_PORT]
             self._wait_nodes([node_id])
 
     def add_node(self, node_id: str | None = None) -> str:

@@ -235,6 +235,13 @@ class LocalRuntime(RegistryAdmin):
                          registry_direct=direct, nodes=nodes, proxy_api=proxy_api,
                          admin_token=self.admin_token)
 
+    def is_running(self, name: str) -> bool:
+        return self._proc(name).running
+
+    def service_log(self, name: str) -> str:
+        with open(self._proc(name).log_path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+
     def link_names(self) -> list[str]:
         return [link.name for link in self.links]
 

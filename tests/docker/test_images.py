@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]  # a cold build take
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_LABEL = {"org.chaoslab.test": "test_images"}
+TEST_LABEL_FILTER = "org.chaoslab.test=test_images"
 IMPORTS = "import starlette, uvicorn, aiohttp, orjson, uvloop, httptools, system.ring, system.quorum"
 HEALTH = ("import urllib.request; "
           "urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=2)")
@@ -28,12 +29,23 @@ def client():
     try:
         client = docker.from_env(timeout=30)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, OSError) as exc:  # requests errors are OSErrors
         pytest.skip(f"no Docker engine answers ({exc}); start dockerd or set DOCKER_HOST")
     yield client
-    for leftover in client.containers.list(all=True, filters={"label": "org.chaoslab.test"}):
-        leftover.remove(force=True)
+    for leftover in client.containers.list(all=True, filters={"label": TEST_LABEL_FILTER}):
+        remove(leftover)
     client.close()
+
+
+def remove(container) -> None:
+    """Remove a container; one already gone (or being removed) is fine."""
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: "removal ... is already in progress"
+            raise
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +61,7 @@ def running(client, tag: str, command: list[str], **kwargs) -> Iterator:
         container.start()
         yield container
     finally:
-        container.remove(force=True)
+        remove(container)
 
 
 def run_once(client, tag: str, command: list[str], timeout: float = 60) -> str:

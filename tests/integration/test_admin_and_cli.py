@@ -22,7 +22,7 @@ def test_graduation_after_every_victory_condition(make_cluster):
     gw = rt.endpoints().registry_direct
     r = admin(rt, "POST", "/kill/node-1")
     assert r.status_code == 200 and r.json()["killed"] is True, r.text
-    wait_for(lambda: not rt.procs["node-1"].running, timeout=10, description="node-1 killed")
+    wait_for(lambda: not rt.is_running("node-1"), timeout=10, description="node-1 killed")
     for i in range(20):  # writes acknowledged while node-1 is dead, reads that fail over
         assert httpx.post(f"{gw}/data", json={"key": f"g{i}", "value": "v"}).status_code == 200
         assert httpx.get(f"{gw}/data/g{i}").status_code == 200

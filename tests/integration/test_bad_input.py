@@ -109,8 +109,7 @@ def test_request_id_reaches_every_hop(seeded):
     assert r.headers["x-request-id"] == "trace-me-42"
     generated = httpx.get(f"{gw}/data/traced").headers["x-request-id"]
     assert len(generated) >= 8
-    logs = {name: open(f"{seeded.workdir}/{name}.log").read()
-            for name in ("registry", "node-1", "node-2", "node-3")}
+    logs = {name: seeded.service_log(name) for name in ("registry", "node-1", "node-2", "node-3")}
     assert "rid=trace-me-42" in logs["registry"]
     replicas = r.json()["replicas"]
     assert all("rid=trace-me-42" in logs[n] for n in replicas)
