@@ -129,11 +129,7 @@ class PooledTransport:
             idle.append(conn)
         else:
             conn.close()
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = {"error": raw[:200].decode("utf-8", "replace")}
-        return Reply(status, body)
+        return Reply.parse(status, raw)
 
     async def close(self) -> None:
         for conns in self._idle.values():

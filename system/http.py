@@ -14,6 +14,7 @@ from starlette.responses import Response
 from system.validation import MAX_VALUE_BYTES, BadRequest
 
 __all__ = ["JSON", "json_response", "error_response", "read_json", "RequestIdMiddleware",
+           "EXCEPTION_HANDLERS", "FastRoutes",
            "request_id", "REQUEST_ID_HEADER", "MAX_BODY_BYTES", "serve"]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -60,6 +61,19 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+async def _bad_request(request: Request, exc: BadRequest) -> JSON:
+    return error_response(exc.status, exc.message)
+
+
+async def _no_route(request: Request, exc) -> JSON:
+    return error_response(getattr(exc, "status_code", 404),
+                          f"no route {request.method} {request.url.path}")
+
+
+# Starlette exception handlers of every service: JSON errors that name the problem.
+EXCEPTION_HANDLERS = {BadRequest: _bad_request, 404: _no_route, 405: _no_route}
 
 
 def request_id(request: Request) -> str:

@@ -24,6 +24,15 @@ class Reply(NamedTuple):
     status: int
     body: Any
 
+    @classmethod
+    def parse(cls, status: int, raw: bytes) -> Reply:
+        """A reply from its raw body: JSON, or the start of a non-JSON body as an error."""
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = {"error": raw[:200].decode("utf-8", "replace")}
+        return cls(status, body)
+
 
 class TransportError(Exception):
     def __init__(self, address: str, reason: str, *, definite: bool) -> None:
@@ -85,11 +94,7 @@ class AiohttpTransport:
             raise TransportError(address, f"no answer within {timeout}s", definite=False) from None
         except aiohttp.ClientError as exc:
             raise TransportError(address, f"{type(exc).__name__}: {exc}", definite=False) from None
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = {"error": raw[:200].decode("utf-8", "replace")}
-        return Reply(status, body)
+        return Reply.parse(status, raw)
 
     async def close(self) -> None:
         if self._session is not None:

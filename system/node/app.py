@@ -21,7 +21,14 @@ from starlette.routing import Route
 
 from system.config import NodeConfig, parse_node_args
 from system.fasthttp import PooledTransport
-from system.http import FastRoutes, RequestIdMiddleware, error_response, json_response, read_json
+from system.http import (
+    EXCEPTION_HANDLERS,
+    FastRoutes,
+    RequestIdMiddleware,
+    error_response,
+    json_response,
+    read_json,
+)
 from system.ring import HashRing
 from system.storage import Record, Store, open_store
 from system.transport import Transport, TransportError
@@ -299,13 +306,6 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
     async def stats(request: Request):
         return json_response(svc.stats())
 
-    async def bad_request(request: Request, exc: BadRequest):
-        return error_response(exc.status, exc.message)
-
-    async def not_found(request: Request, exc):
-        return error_response(getattr(exc, "status_code", 404),
-                              f"no route {request.method} {request.url.path}")
-
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await svc.start()
@@ -321,7 +321,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             Route("/internal/batch", internal_batch, methods=["POST"]),
             Route("/internal/hints", internal_hints, methods=["POST"]),
         ],
-        exception_handlers={BadRequest: bad_request, 404: not_found, 405: not_found},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.service = svc

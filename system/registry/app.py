@@ -28,7 +28,13 @@ from system.breaker import CircuitBreaker
 from system.config import RegistryConfig
 from system.coordinator import Coordinator, QuorumError
 from system.fasthttp import PooledTransport
-from system.http import RequestIdMiddleware, error_response, json_response, read_json, request_id
+from system.http import (
+    EXCEPTION_HANDLERS,
+    RequestIdMiddleware,
+    json_response,
+    read_json,
+    request_id,
+)
 from system.membership import Membership
 from system.registry.graduation import ART, Graduation
 from system.registry.launcher import DelegatedLauncher, LocalProcessLauncher, NoLauncher
@@ -293,13 +299,6 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
     async def health(request: Request):
         return json_response({"status": "ok", "service": "registry"})
 
-    async def bad_request(request: Request, exc: BadRequest):
-        return error_response(exc.status, exc.message)
-
-    async def not_found(request: Request, exc):
-        return error_response(getattr(exc, "status_code", 404),
-                              f"no route {request.method} {request.url.path}")
-
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
@@ -325,7 +324,7 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
             Route("/admin/launches/{req_id}", complete_launch, methods=["POST"]),
             Route("/admin/adopt", adopt, methods=["POST"]),
         ],
-        exception_handlers={BadRequest: bad_request, 404: not_found, 405: not_found},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.registry = reg

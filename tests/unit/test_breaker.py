@@ -8,17 +8,9 @@ from hypothesis import strategies as st
 
 from system.breaker import BreakerState, CircuitBreaker
 
+from .clock import FakeClock
+
 pytestmark = pytest.mark.unit
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-
-@pytest.fixture
-def fake() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
