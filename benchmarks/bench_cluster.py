@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import aiohttp
+import orjson
 
 from chaos.runtime.base import ClusterSpec
 from chaos.runtime.local import LocalRuntime
@@ -110,6 +111,7 @@ def preload(workdir: str, nodes: list[str], count: int) -> float:
         for start in range(0, count, batch):
             store.put_many(Record(f"pre-{i:08d}", "y" * 100, Version(1, 0, "preload"))
                            for i in range(start, min(count, start + batch)))
+        store.set_meta("ring", orjson.dumps(sorted(nodes)).decode())  # a cluster that ran before
         store.close()
     return time.perf_counter() - started
 

@@ -61,6 +61,10 @@ class Store(Protocol):
 
     def has_hints_for_key(self, key: str) -> bool: ...
 
+    def get_meta(self, name: str) -> str | None: ...
+
+    def set_meta(self, name: str, value: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -77,6 +81,10 @@ CREATE TABLE IF NOT EXISTS hints (
     key TEXT NOT NULL,
     gen INTEGER NOT NULL,
     PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -183,6 +191,16 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute("SELECT 1 FROM hints WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
 
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) "
+                             "DO UPDATE SET value = excluded.value", (name, value))
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -196,6 +214,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._kv: dict[str, Record] = {}
         self._hints: dict[str, dict[str, int]] = {}
+        self._meta: dict[str, str] = {}
         self._gen = 0
 
     def get(self, key: str) -> Record | None:
@@ -247,6 +266,12 @@ class MemoryStore:
 
     def has_hints_for_key(self, key: str) -> bool:
         return any(key in keys for keys in self._hints.values())
+
+    def get_meta(self, name: str) -> str | None:
+        return self._meta.get(name)
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._meta[name] = value
 
     def close(self) -> None:
         self._kv.clear()

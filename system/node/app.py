@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
@@ -54,7 +55,10 @@ class NodeService:
         self.store = store or open_store(config.storage, config.data_dir, config.id)
         self.transport = transport or PooledTransport()
         self.addresses: dict[str, str] = {}
-        self.ring = HashRing(vnodes=config.cluster.vnodes)
+        # the ring this node last knew survives restarts: members coming back after a restart
+        # of theirs, of this node or of the registry are not a membership change
+        known = self.store.get_meta("ring")
+        self.ring = HashRing(orjson.loads(known) if known else (), vnodes=config.cluster.vnodes)
         self.has_members = False
         self.registry_ok = False
         self.counters: Counter[str] = Counter()
@@ -135,15 +139,19 @@ class NodeService:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     def _update_members(self, members: list[dict]) -> None:
-        addresses = {m["id"]: m["address"] for m in members if m.get("status") != "left"}
-        self.addresses = addresses
-        new_ring = HashRing(addresses, vnodes=self.ring.vnodes)
+        """Adopt the registry's member list. The ring keeps every node it knew until the
+        registry says that node left (a graceful departure): a node the registry has not
+        heard from again yet is down, not gone, and keeps its token ranges."""
+        self.addresses = {m["id"]: m["address"] for m in members if m.get("status") != "left"}
+        left = {m["id"] for m in members if m.get("status") == "left"}
+        nodes = (set(self.addresses) | self.ring.nodes) - left
+        self.has_members = True
+        new_ring = HashRing(nodes, vnodes=self.ring.vnodes)
         if new_ring == self.ring:
             return
         old_ring, self.ring = self.ring, new_ring
-        first = not self.has_members
-        self.has_members = True
-        if not first and self.id in new_ring.nodes:
+        self.store.set_meta("ring", orjson.dumps(sorted(nodes)).decode())
+        if old_ring.nodes and self.id in new_ring.nodes:  # a fresh node has nothing to move
             log.info("ring changed %s -> %s: rebalancing", sorted(old_ring.nodes), sorted(new_ring.nodes))
             if self._rebalance is not None:
                 self._rebalance.cancel()

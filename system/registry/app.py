@@ -103,11 +103,12 @@ class Registry:
     def view(self, viewer: str) -> list[dict]:
         row = self.links.get(viewer, {})
         return [{**m.as_json(), "address": row.get(m.id, m.address)}
-                for m in self.membership.ring_members()]
+                for m in self.membership.members()]  # "left" ones too: so nodes drop them
 
     def sync_gateway(self) -> None:
         members = self.view("registry")
-        self.gateway.update_members({m["id"]: m["address"] for m in members})
+        self.gateway.update_members({m["id"]: m["address"] for m in members
+                                     if m["status"] != "left"})
 
     def ring(self) -> HashRing:
         return self.gateway.ring

@@ -203,3 +203,24 @@ def test_restart_keeps_data_only_with_durable_storage(make_cluster, storage, sur
         rt.restart("node-1")
         kept = sum(node_value(rt, "node-1", k) == v for k, v in data.items())
         assert kept == (50 if survives else 0)
+
+
+def test_full_restart_is_not_a_membership_change(make_cluster):
+    """Nodes coming back one by one after the whole cluster (registry too) restarted keep
+    their ring: no rebalance scan, no handoff, every key where it was."""
+    rt = make_cluster()
+    with client_for(rt) as c:
+        data = {f"r{i}": str(i) for i in range(60)}
+        for k, v in data.items():
+            c.put(k, v)
+    for node in rt.node_ids():
+        wait_node_has(rt, node, data)
+    for name in ["registry", *rt.node_ids()]:
+        rt.kill(name)
+    rt.restart("registry")
+    for node in rt.node_ids():
+        rt.restart(node)
+    for node in rt.node_ids():
+        stats = node_stats(rt, node)
+        assert stats["counters"].get("rebalance_hints", 0) == 0, stats["counters"]
+        assert stats["keys"] == 60
