@@ -112,7 +112,8 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
-        self._db.execute("PRAGMA cache_size=-65536")
+        self._db.execute("PRAGMA cache_size=-131072")  # 128 MiB of pages
+        self._db.execute("PRAGMA mmap_size=1073741824")  # reads straight from the page cache
         self._db.executescript(_SCHEMA)
         self._gen = self._db.execute("SELECT coalesce(max(gen), 0) FROM hints").fetchone()[0]
 
