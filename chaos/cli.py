@@ -31,9 +31,13 @@ def make_runtime(kind: str, spec: ClusterSpec, **kw):
     if kind == "auto":
         from chaos.runtime.docker import engine_answers
 
-        kind = "docker" if engine_answers() else "local"
+        kind = "docker" if engine_answers() and "toxiproxy_url" not in kw else "local"
     if kind == "docker":
         from chaos.runtime.docker import DockerRuntime
+
+        if "toxiproxy_url" in kw:
+            raise typer.BadParameter("--toxiproxy-url is for the local runtime; the docker "
+                                     "runtime runs its proxy in a container")
 
         return DockerRuntime(spec, **kw)
     if kind != "local":
@@ -45,6 +49,9 @@ def make_runtime(kind: str, spec: ClusterSpec, **kw):
 
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, or auto (docker when "
                                          "an engine answers)")]
+ToxiproxyOpt = Annotated[str | None, typer.Option(
+    "--toxiproxy-url", help="local runtime: use this Toxiproxy server (e.g. the real one) "
+                            "instead of starting chaoslab's")]
 
 
 @app.command()
@@ -60,6 +67,7 @@ def run(
     storage: str = "durable",
     mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = True,
     report: Annotated[str, typer.Option(help="directory for the report")] = "reports/latest",
+    toxiproxy_url: ToxiproxyOpt = None,
     verbose: bool = False,
 ) -> None:
     """Bring up the cluster, kill (or pause) a node under load, heal it, check, report.
@@ -76,7 +84,7 @@ def run(
                   workload=Workload(concurrency=concurrency, duration=duration),
                   fault_at=duration * 0.25, heal_at=duration * 0.65,
                   client=ClientConfig(cluster=settings, request_timeout=0.5, retries=3))
-    rt = make_runtime(runtime, spec)
+    rt = make_runtime(runtime, spec, **({"toxiproxy_url": toxiproxy_url} if toxiproxy_url else {}))
     console.print(f"[bold]chaoslab run[/] scenario={sc.name} runtime={rt.name} seed={seed}")
     result = run_scenario(sc, rt, seed=seed)
     paths = write_report(result, report)
@@ -97,12 +105,15 @@ def up(
     mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = True,
     registry_port: Annotated[int | None, typer.Option(help="default: a free port")] = None,
     storage: str = "durable",
+    toxiproxy_url: ToxiproxyOpt = None,
 ) -> None:
     """Start the registry and nodes, print where they are, and stay up until Ctrl-C
     (or ``chaoslab down``)."""
     logging.basicConfig(level=logging.WARNING)
     spec = ClusterSpec(nodes=nodes, mesh=mesh, storage=storage)
     kw = {"registry_port": registry_port} if registry_port and runtime == "local" else {}
+    if toxiproxy_url:
+        kw["toxiproxy_url"] = toxiproxy_url
     rt = make_runtime(runtime, spec, **kw)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -144,20 +144,35 @@ _LEAN = {"access_log": False, "proxy_headers": False, "server_header": False, "d
 
 class FastRoutes:
     """Serve a few hot JSON endpoints straight from ASGI, without the framework's routing and
-    middleware stack; everything else goes to ``app``. A handler takes the parsed JSON body
-    and returns ``(status, payload)``; a :class:`BadRequest` becomes its 4xx."""
+    middleware stack; everything else goes to ``app``.
 
-    def __init__(self, app, routes: dict[tuple[str, str], Any], *, limit: int = MAX_BODY_BYTES) -> None:
+    ``routes[(method, path)]`` handlers get ``(json_body, scope)``; ``prefixes[(method,
+    prefix)]`` handlers get ``(rest_of_path, scope)`` (the path is already percent-decoded).
+    Both return ``(status, payload)``; a :class:`BadRequest` becomes its 4xx."""
+
+    def __init__(self, app, routes: dict[tuple[str, str], Any] | None = None, *,
+                 prefixes: dict[tuple[str, str], Any] | None = None,
+                 limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
-        self.routes = routes
+        self.routes = routes or {}
+        self.prefixes = prefixes or {}
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
-        handler = self.routes.get((scope.get("method"), scope.get("path"))) if scope["type"] == "http" else None
-        if handler is None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        method, path = scope["method"], scope["path"]
         try:
-            status, payload = await handler(await self._body(receive))
+            handler = self.routes.get((method, path))
+            if handler is not None:
+                status, payload = await handler(await self._body(receive), scope)
+            else:
+                for (m, prefix), handler in self.prefixes.items():
+                    if m == method and path.startswith(prefix) and len(path) > len(prefix):
+                        status, payload = await handler(path[len(prefix):], scope)
+                        break
+                else:
+                    return await self.app(scope, receive, send)
         except BadRequest as exc:
             status, payload = exc.status, {"error": exc.message, "status": exc.status}
         data = orjson.dumps(payload)

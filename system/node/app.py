@@ -262,7 +262,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         return json_response(rec.as_json())
 
     # the replica hot path: served by FastRoutes, without the framework's stack
-    async def internal_read(body: dict):
+    async def internal_read(body: dict, scope):
         key = check_key(body.get("key"))
         svc.burn()
         svc.counters["reads"] += 1
@@ -271,7 +271,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             return 200, {"key": key, "found": False}
         return 200, {"key": key, "found": True, "value": rec.value, "version": rec.version.encode()}
 
-    async def internal_write(body: dict):
+    async def internal_write(body: dict, scope):
         record = _parse_record(body)
         owners, hint_for = _str_list(body, "owners"), _str_list(body, "hint_for")
         svc.burn()

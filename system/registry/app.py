@@ -30,10 +30,10 @@ from system.coordinator import Coordinator, QuorumError
 from system.fasthttp import PooledTransport
 from system.http import (
     EXCEPTION_HANDLERS,
+    FastRoutes,
     RequestIdMiddleware,
     json_response,
     read_json,
-    request_id,
 )
 from system.membership import Membership
 from system.registry.graduation import ART, Graduation
@@ -209,25 +209,24 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
     async def cluster_status(request: Request):
         return json_response(reg.status())
 
-    # ---- gateway ----
-    async def put_data(request: Request):
-        body = await obj(request)
+    # ---- gateway: the data path, served by FastRoutes ----
+    async def put_data(body: dict, scope):
         key, value = check_key(body.get("key")), check_value(body.get("value"))
         try:
-            result = await reg.gateway.write(key, value, rid=request_id(request))
+            result = await reg.gateway.write(key, value, rid=scope.get("request_id"))
         except QuorumError as exc:
-            return json_response(exc.as_json(), status=503)
+            return 503, exc.as_json()
         reg.note_write(result)
-        return json_response(result.as_json())
+        return 200, result.as_json()
 
-    async def get_data(request: Request):
-        key = check_key(request.path_params["key"])
+    async def get_data(key: str, scope):
+        key = check_key(key)
         try:
-            result = await reg.gateway.read(key, rid=request_id(request))
+            result = await reg.gateway.read(key, rid=scope.get("request_id"))
         except QuorumError as exc:
-            return json_response(exc.as_json(), status=503)
+            return 503, exc.as_json()
         reg.note_read(result)
-        return json_response(result.as_json(), status=200 if result.found else 404)
+        return (200 if result.found else 404), result.as_json()
 
     # ---- admin ----
     async def kill(request: Request):
@@ -315,8 +314,6 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
             Route("/heartbeat", heartbeat, methods=["POST"]),
             Route("/deregister", deregister, methods=["POST"]),
             Route("/nodes", nodes), Route("/cluster-status", cluster_status),
-            Route("/data", put_data, methods=["POST"]),
-            Route("/data/{key:path}", get_data),
             Route("/kill/{node_id}", kill, methods=["POST"]),
             Route("/scale-up", scale_up, methods=["POST"]),
             Route("/graduate", graduate),
@@ -329,5 +326,6 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
         lifespan=lifespan,
     )
     app.state.registry = reg
-    return RequestIdMiddleware(app, service="registry")
+    fast = FastRoutes(app, {("POST", "/data"): put_data}, prefixes={("GET", "/data/"): get_data})
+    return RequestIdMiddleware(fast, service="registry")
 

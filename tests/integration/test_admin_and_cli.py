@@ -51,13 +51,14 @@ def test_kill_of_a_node_not_started_by_the_launcher_only_marks_it_dead(make_clus
     assert status["stranger"] == "dead" and status["node-1"] == "alive"
 
 
-def test_cli_up_status_down_leaves_nothing_behind(tmp_path):
+def test_cli_up_status_down_leaves_nothing_behind(request, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    up = subprocess.Popen([sys.executable, "-m", "chaos.cli", "up", "--runtime", "local"],
+    runtime = request.config.getoption("--runtime")
+    up = subprocess.Popen([sys.executable, "-m", "chaos.cli", "up", "--runtime", runtime],
                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     state_file = tmp_path / ".chaoslab" / "state.json"
     try:
-        wait_for(state_file.exists, timeout=60, interval=0.2, description="chaoslab up ready",
+        wait_for(state_file.exists, timeout=120, interval=0.2, description="chaoslab up ready",
                  abort=lambda: None if up.poll() is None else up.stdout.read().decode())
         state = orjson.loads(state_file.read_bytes())
         out = subprocess.run([sys.executable, "-m", "chaos.cli", "status", "--json"], cwd=tmp_path,
@@ -76,6 +77,13 @@ def test_cli_up_status_down_leaves_nothing_behind(tmp_path):
             up.kill()
             up.wait()
     assert not state_file.exists()
+    assert state["runtime"] == runtime
     for url in [state["registry_direct"], *state["nodes"].values()]:
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/health", timeout=1)
+    if runtime == "docker":
+        import docker
+
+        label = "org.chaoslab.run"
+        assert docker.from_env().containers.list(all=True, filters={"label": label}) == [], \
+            "chaoslab down left containers behind"
