@@ -64,7 +64,7 @@ class NodeConfig:
     workers: int = 1
     request_timeout: float = 1.0
     handoff_interval: float = 0.5
-    log_level: str = "warning"
+    log_level: str = "info"
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:
@@ -85,7 +85,7 @@ class RegistryConfig:
     node_data_root: str = "./data"  # for the local launcher
     node_storage: str = "durable"
     request_timeout: float = 1.0
-    log_level: str = "warning"
+    log_level: str = "info"
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:

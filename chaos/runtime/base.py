@@ -26,7 +26,7 @@ class ClusterSpec:
     mesh: bool = True  # every link through its own fault proxy (chaos.proxy)
     load_factor: int = 0
     node_workers: int = 1
-    log_level: str = "warning"
+    log_level: str = "info"
     seed: int = 0
 
     def node_ids(self) -> list[str]:
