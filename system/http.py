@@ -54,7 +54,11 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
         if size > limit:
             raise BadRequest(f"request body exceeds the limit of {limit} bytes", 413)
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return decode_json(b"".join(chunks))
+
+
+def decode_json(body: bytes) -> Any:
+    """A request body as JSON, or a :class:`BadRequest` saying what is wrong with it."""
     if not body:
         raise BadRequest("request body is empty; expected a JSON object")
     try:
@@ -194,13 +198,7 @@ class FastRoutes:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        if not body:
-            raise BadRequest("request body is empty; expected a JSON object")
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON: {exc}") from None
+        parsed = decode_json(b"".join(chunks))
         if not isinstance(parsed, dict):
             raise BadRequest(f"expected a JSON object, got {type(parsed).__name__}")
         return parsed
