@@ -114,23 +114,25 @@ async def test_read_returns_the_newest_and_repairs_stale_owners():
     assert all(cluster.data[o]["k"]["value"] == "new" for o in owners)
 
 
-async def test_w1_r1_can_read_stale_data_and_r2_cannot():
-    """Quorum arithmetic made visible: with R=1 the first (stale) answer wins."""
+async def test_r1_can_read_stale_data_and_a_quorum_overlapping_the_write_cannot():
+    """After a W=2 write, R=1 may answer from the one stale owner; R=2 (R+W>N) cannot,
+    because any two owners include one that has the write."""
     for r, expected in ((1, "old"), (2, "new")):
         cluster = FakeCluster()
-        co = make(cluster, w=1, r=r)
+        co = make(cluster, w=2, r=r)
         owners = co.ring.preference_list("k", 3)
-        cluster.data[owners[0]]["k"] = {"value": "new", "version": [2, 0, "x"]}
-        cluster.data[owners[1]]["k"] = {"value": "old", "version": [1, 0, "x"]}
+        for o in owners[:2]:
+            cluster.data[o]["k"] = {"value": "new", "version": [2, 0, "x"]}
+            cluster.slow[o] = asyncio.Event()  # the owners with the write are slow
         cluster.data[owners[2]]["k"] = {"value": "old", "version": [1, 0, "x"]}
-        gate = cluster.slow[owners[0]] = asyncio.Event()
         task = asyncio.create_task(co.read("k"))
-        if r == 2:
-            await asyncio.sleep(0)
-            gate.set()
+        if r == 2:  # a second answer is needed: it can only come from an owner with the write
+            for o in owners[:2]:
+                cluster.slow[o].set()
         res = await asyncio.wait_for(task, 2)
         assert res.value == expected
-        gate.set()
+        for o in owners[:2]:
+            cluster.slow[o].set()
         await co.drain()
 
 
