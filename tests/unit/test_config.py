@@ -43,7 +43,7 @@ def test_node_defaults():
     assert (c.id, c.host, c.port, c.advertise) == ("n1", "127.0.0.1", 5001, "127.0.0.1:5001")
     assert (c.registry, c.data_dir, c.storage) == ("http://127.0.0.1:5000", "./data", "durable")
     assert (c.load_factor, c.workers, c.request_timeout, c.handoff_interval, c.log_level) == \
-        (0, 1, 1.0, 0.5, "warning")
+        (0, 1, 1.0, 0.5, "info")
     assert c.cluster == ClusterSettings()
 
 
