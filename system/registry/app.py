@@ -282,7 +282,7 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
         ok = body.get("ok", True)
         if not isinstance(ok, bool):
             raise BadRequest("'ok' must be a boolean")
-        req = delegated().complete(req_id, ok=ok, detail=str(body.get("detail", "")), node_ids=[])
+        req = delegated().complete(req_id, ok=ok, detail=str(body.get("detail", "")))
         if ok and req.action == "kill" and req.node_id in reg.membership:
             reg.membership.mark_dead(req.node_id)
         return json_response(req.as_json())

@@ -143,7 +143,7 @@ class DelegatedLauncher:
     def pending(self) -> list[dict]:
         return [r.as_json() for r in self.requests.values() if r.state == "pending"]
 
-    def complete(self, request_id: int, *, ok: bool, detail: str, node_ids: list[str]) -> LaunchRequest:
+    def complete(self, request_id: int, *, ok: bool, detail: str) -> LaunchRequest:
         req = self.requests.get(request_id)
         if req is None:
             raise BadRequest(f"unknown launch request {request_id}", status=404)
