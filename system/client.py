@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -138,24 +140,25 @@ class SmartClient:
 
 
 class SyncClient:
-    """A blocking facade over :class:`SmartClient`, running it on a private event loop thread."""
+    """A blocking facade over :class:`SmartClient`, running it on a private event loop thread.
+
+    Safe to share between threads, and between greenlets under gevent's monkey-patching
+    (Locust): there the loop runs on a native thread and callers wait on a gevent watcher,
+    so a waiting greenlet yields to the others instead of blocking the process."""
 
     def __init__(self, config: ClientConfig | None = None, **kwargs: Any) -> None:
-        self._loop = new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="chaoslab-client",
-                                        daemon=True)
-        self._thread.start()
+        self._bridge: _Bridge = _GeventBridge() if _gevent_patched() else _ThreadBridge()
         try:
             self._client = self._run(self._make(config, kwargs))
         except BaseException:
-            self._stop_loop()
+            self._bridge.stop()
             raise
 
     async def _make(self, config, kwargs) -> SmartClient:
         return await SmartClient(config, **kwargs).start()
 
     def _run(self, coro: Coroutine, timeout: float | None = 60.0):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._bridge.run(coro, timeout)
 
     @property
     def client(self) -> SmartClient:
@@ -171,20 +174,125 @@ class SyncClient:
         return self._run(self._client.refresh())
 
     def close(self) -> None:
-        if self._loop.is_running():
+        if self._bridge.running:
             with contextlib.suppress(Exception):
                 self._run(self._client.close(), timeout=10)
-        self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._bridge.stop()
 
     def __enter__(self) -> SyncClient:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
+class _Bridge:
+    """An event loop on its own native thread, and a way for blocking callers to run
+    coroutines on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    @property
+    def running(self) -> bool:
+        return self.loop.is_running()
+
+    def run(self, coro: Coroutine, timeout: float | None):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class _ThreadBridge(_Bridge):
+    def __init__(self) -> None:
+        super().__init__(new_event_loop())
+        self._thread = threading.Thread(target=self.loop.run_forever, name="chaoslab-client",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine, timeout: float | None):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class _GeventBridge(_Bridge):
+    """Under gevent, ``threading`` makes greenlets, and a greenlet blocked in the event loop's
+    poll would freeze every other one. So the loop (uvloop: libuv, untouched by the patches)
+    runs on a thread from the original ``_thread``, and a caller waits on a gevent ``async_``
+    watcher, which the loop thread may signal."""
+
+    def __init__(self) -> None:
+        try:
+            import uvloop
+        except ImportError as exc:  # asyncio's own loop would use the patched sockets
+            raise RuntimeError("SyncClient under gevent needs uvloop") from exc
+        from gevent import monkey
+
+        super().__init__(uvloop.new_event_loop())
+        monkey.get_original("_thread", "start_new_thread")(self.loop.run_forever, ())
+        self._poll_until(self.loop.is_running, 5.0)
+
+    def run(self, coro: Coroutine, timeout: float | None):
+        import gevent
+        from gevent.hub import Waiter
+
+        watcher = gevent.get_hub().loop.async_()
+        waiter = Waiter()
+        box: dict[str, asyncio.Task] = {}
+
+        def submit() -> None:  # on the loop thread
+            box["task"] = task = self.loop.create_task(coro)
+            task.add_done_callback(lambda _: watcher.send())
+
+        watcher.start(waiter.switch, None)
+        try:
+            self.loop.call_soon_threadsafe(submit)
+            with gevent.Timeout(timeout, TimeoutError(f"no answer within {timeout} s")):
+                waiter.get()
+        except BaseException:
+            # runs after submit (the loop keeps call order), so the task exists by then
+            self.loop.call_soon_threadsafe(_abandon, box)
+            raise
+        finally:
+            watcher.stop()
+            watcher.close()
+        return box["task"].result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._poll_until(lambda: not self.loop.is_running(), 5.0)
+        if not self.loop.is_running():
+            self.loop.close()
+
+    @staticmethod
+    def _poll_until(condition, timeout: float) -> None:
+        import gevent
+
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the client's event loop thread did not answer")
+            gevent.sleep(0.005)
+
+
+def _abandon(box: dict[str, asyncio.Task]) -> None:
+    """The caller gave up (timeout, or its greenlet was killed): cancel the operation, or, if
+    it already ended, take its outcome so asyncio does not log it as never retrieved."""
+    task = box["task"]
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

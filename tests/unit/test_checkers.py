@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checkers import availability, compose, no_lost_writes
+from chaos.checkers import ReadYourWrites, availability, compose, no_lost_writes
 from chaos.history import History
 
 pytestmark = pytest.mark.unit
@@ -78,3 +78,26 @@ def test_unreadable_keys_make_the_verdict_unknown_and_compose_takes_the_worst():
     assert compose([availability(h), unknown]).valid == "unknown"
     assert compose([availability(h), no_lost_writes(h, {"k": "x"}), unknown]).valid == "invalid"
     assert compose([availability(h), no_lost_writes(h, {"k": "v"})]).valid == "valid"
+
+
+def test_read_your_writes_accepts_the_last_acknowledged_write_and_nothing_older():
+    ryw = ReadYourWrites()
+    assert ryw.problem("k", None) is None  # never written: absent is right
+    assert ryw.problem("k", "v0") is not None  # ...and a value out of nowhere is not
+    ryw.wrote("k", "v1", acknowledged=True)
+    ryw.wrote("k", "v2", acknowledged=True)
+    assert ryw.problem("k", "v2") is None
+    stale = ryw.problem("k", "v1")
+    assert stale is not None and "stale read of k" in stale and "'v2'" in stale
+    assert ryw.problem("k", None) is not None  # an acknowledged write vanished
+
+
+def test_read_your_writes_allows_what_a_failed_write_may_have_left():
+    ryw = ReadYourWrites()
+    ryw.wrote("k", "v1", acknowledged=False)  # may or may not have reached a replica
+    assert ryw.problem("k", None) is None and ryw.problem("k", "v1") is None
+    ryw.wrote("k", "v2", acknowledged=True)
+    ryw.wrote("k", "v3", acknowledged=False)
+    assert ryw.problem("k", "v2") is None and ryw.problem("k", "v3") is None
+    assert ryw.problem("k", "v1") is not None  # older than an acknowledged write
+    assert ryw.keys() == ["k"]

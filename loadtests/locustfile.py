@@ -1,0 +1,216 @@
+"""Locust traffic against a chaoslab cluster, through the smart client and through the gateway.
+
+    ./chaoslab up                                    # prints the registry URL
+    .venv/bin/locust -f loadtests/locustfile.py --host http://127.0.0.1:PORT \\
+        --headless -u 16 -r 16 -t 60s [SmartClientUser|GatewayUser] [--kv-write-ratio 0.5]
+
+Every virtual user writes to keys of its own and reads them back, so besides throughput each
+read checks read-your-writes: a read must return the last acknowledged value of the key (or
+the value of a later write that failed, since a failed write may still have reached a replica).
+Anything else is reported as a failure named "stale read". Locust exits 1 when any request
+failed, so a swarm doubles as a consistency check.
+
+The smart client is shared by the users of a process (one connection pool and one set of
+circuit breakers, like an application's client). Its N/W/R come from the registry's
+``/cluster-status``. ``--kv-seed`` seeds the keys, values, the read/write mix and the client's
+jitter; it is printed at the start. ``--kv-report FILE`` writes a JSON summary at the end
+(exit code, seed, requests and failures per kind, stale reads, errors).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import time
+
+import gevent.lock
+import httpx
+from locust import FastHttpUser, User, constant, events
+from locust.stats import StatsError
+
+from chaos.checkers import ReadYourWrites
+from system.client import SyncClient
+from system.config import ClientConfig, ClusterSettings
+
+log = logging.getLogger("chaoslab.locust")
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    parser.add_argument("--kv-keys", type=int, default=100, help="keys per virtual user")
+    parser.add_argument("--kv-write-ratio", type=float, default=0.5, help="share of writes")
+    parser.add_argument("--kv-value-size", type=int, default=64, help="bytes per value")
+    parser.add_argument("--kv-seed", type=int, default=None, help="seed (default: random)")
+    parser.add_argument("--kv-report", default=None,
+                        help="write a JSON summary here at the end (counts, stale reads, errors)")
+
+
+_run: dict = {"environment": None, "stale_reads": 0}
+
+
+@events.init.add_listener
+def _init(environment, **_kw) -> None:
+    _run["environment"] = environment
+    opts = environment.parsed_options
+    if opts is not None and opts.kv_seed is None:
+        opts.kv_seed = random.SystemRandom().randrange(2**32)
+    if opts is not None:
+        log.warning("chaoslab locust seed %d: rerun with --kv-seed %d", opts.kv_seed, opts.kv_seed)
+
+
+class StaleRead(AssertionError):
+    """A read did not return the last acknowledged write of the key."""
+
+
+class Workload:
+    """One user's keys and values, from its seeded RNG, and what its reads may return."""
+
+    def __init__(self, rng: random.Random, prefix: str, keys: int, value_size: int) -> None:
+        self.rng, self.prefix, self.keys, self.value_size = rng, prefix, keys, value_size
+        self.check = ReadYourWrites()
+        self._serial = itertools.count()
+
+    def next_write(self) -> tuple[str, str]:
+        key = f"{self.prefix}-{self.rng.randrange(self.keys)}"
+        stamp = f"{next(self._serial)}:"
+        return key, stamp + "x" * max(0, self.value_size - len(stamp))
+
+    def next_read(self) -> str | None:
+        keys = self.check.keys()
+        return self.rng.choice(keys) if keys else None
+
+    def verify(self, key: str, value: str | None) -> None:
+        problem = self.check.problem(key, value)
+        if problem:
+            _run["stale_reads"] += 1
+            raise StaleRead(problem)
+
+
+_users = itertools.count(1)
+
+
+class _KVUser:
+    """The task shared by both kinds of user: write or read one of its own keys."""
+
+    def setup_workload(self, kind: str) -> None:
+        opts = self.environment.parsed_options
+        n = next(_users)
+        self.write_ratio = opts.kv_write_ratio
+        self.rng = random.Random(f"{opts.kv_seed}-{kind}-{n}")
+        run = f"{opts.kv_seed:08x}"[-8:]
+        self.work = Workload(self.rng, f"{kind}-{run}-u{n}", opts.kv_keys, opts.kv_value_size)
+
+    def operate(self) -> None:
+        key = None if self.rng.random() < self.write_ratio else self.work.next_read()
+        if key is None:
+            key, value = self.work.next_write()
+            self.work.check.wrote(key, value, self.write(key, value))
+        else:
+            self.read(key)
+
+
+class SmartClientUser(_KVUser, User):
+    tasks = [_KVUser.operate]
+    wait_time = constant(0)
+    _client: SyncClient | None = None
+    _lock = gevent.lock.Semaphore()
+
+    def on_start(self) -> None:
+        self.setup_workload("sc")
+        with SmartClientUser._lock:
+            if SmartClientUser._client is None:
+                status = httpx.get(f"{self.host}/cluster-status", timeout=5).json()
+                settings = ClusterSettings(**status["settings"])
+                SmartClientUser._client = SyncClient(ClientConfig(
+                    registry=self.host, cluster=settings, seed=self.environment.parsed_options.kv_seed))
+        self.client = SmartClientUser._client
+
+    def _fire(self, kind: str, started: float, size: int, exc: Exception | None) -> None:
+        self.environment.events.request.fire(
+            request_type=kind, name="smart-client", response_time=(time.perf_counter() - started) * 1000,
+            response_length=size, exception=exc, context={})
+
+    def write(self, key: str, value: str) -> bool:
+        started = time.perf_counter()
+        try:
+            self.client.put(key, value)
+        except Exception as exc:  # noqa: BLE001 - every failure is a failed request
+            self._fire("write", started, 0, exc)
+            return False
+        self._fire("write", started, len(value), None)
+        return True
+
+    def read(self, key: str) -> None:
+        started = time.perf_counter()
+        try:
+            res = self.client.get(key)
+            self.work.verify(key, res.value)
+        except Exception as exc:  # noqa: BLE001
+            self._fire("read", started, 0, exc)
+        else:
+            self._fire("read", started, len(res.value or ""), None)
+
+
+@events.test_stop.add_listener
+def _close_client(**_kw) -> None:
+    client, SmartClientUser._client = SmartClientUser._client, None
+    if client is not None:
+        client.close()
+
+
+class GatewayUser(_KVUser, FastHttpUser):
+    """Through the registry's gateway (``POST /data``, ``GET /data/{key}``)."""
+
+    tasks = [_KVUser.operate]
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.setup_workload("gw")
+
+    def write(self, key: str, value: str) -> bool:
+        with self.client.post("/data", json={"key": key, "value": value}, name="gateway",
+                              catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"write {resp.status_code}: {resp.text[:200]}")
+                return False
+            return True
+
+    def read(self, key: str) -> None:
+        with self.client.get(f"/data/{key}", name="gateway", catch_response=True) as resp:
+            if resp.status_code == 404:
+                value = None
+            elif resp.status_code == 200:
+                value = resp.json()["value"]
+            else:
+                resp.failure(f"read {resp.status_code}: {resp.text[:200]}")
+                return
+            try:
+                self.work.verify(key, value)
+            except StaleRead as exc:
+                resp.failure(str(exc))
+            else:
+                resp.success()
+
+
+@events.quit.add_listener
+def _write_report(exit_code: int, **_kw) -> None:
+    """The end of the run, after the users stopped, on every path (time limit, Ctrl-C,
+    SIGTERM): a machine-readable summary for CI and tests."""
+    env = _run["environment"]
+    opts = env.parsed_options if env is not None else None
+    if opts is None or not opts.kv_report:
+        return
+    stats = env.stats
+    report = {
+        "exit_code": exit_code,
+        "seed": opts.kv_seed,
+        "stale_reads": _run["stale_reads"],
+        "requests": [{"type": e.method, "name": e.name, "count": e.num_requests,
+                      "failures": e.num_failures} for e in stats.entries.values()],
+        "errors": [{"type": e.method, "name": e.name, "error": StatsError.parse_error(e.error),
+                    "occurrences": e.occurrences} for e in stats.errors.values()],
+    }
+    with open(opts.kv_report, "w") as f:
+        json.dump(report, f, indent=1)

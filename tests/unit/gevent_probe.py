@@ -1,0 +1,68 @@
+"""Run by test_sync_client_gevent.py in a fresh interpreter, because gevent's patching is for
+the whole process: SyncClient used from many greenlets, as Locust does. Prints one JSON line."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+
+import gevent  # noqa: E402
+
+from system.client import SyncClient  # noqa: E402
+from system.config import ClientConfig  # noqa: E402
+from system.transport import MockTransport, Reply  # noqa: E402
+
+USERS = 20
+inflight = peak = 0
+store: dict[str, dict] = {}
+both_in_flight = asyncio.Event()
+
+
+async def handle(method, address, path, body):
+    global inflight, peak
+    if path.startswith("/nodes"):
+        return Reply(200, {"members": [{"id": n, "address": f"{n}:1", "status": "alive"}
+                                       for n in "abc"]})
+    inflight += 1
+    peak = max(peak, inflight)
+    try:
+        # hold every request until all users' requests are in flight together: with a loop
+        # that blocks the other greenlets, this never happens and the probe times out
+        if peak >= USERS * 3:
+            both_in_flight.set()
+        await asyncio.wait_for(both_in_flight.wait(), 10)
+        if path == "/internal/write":
+            store.setdefault(address, {})[body["key"]] = body
+            return Reply(200, {"applied": True})
+        rec = store.get(address, {}).get(body["key"])
+        return Reply(200, {"found": False} if rec is None else
+                     {"found": True, "value": rec["value"], "version": rec["version"]})
+    finally:
+        inflight -= 1
+
+
+def main() -> None:
+    out: dict = {}
+    with SyncClient(ClientConfig(registry="http://r:1", refresh_interval=0, retries=0,
+                                 request_timeout=15), transport=MockTransport(handle)) as c:
+        ticks = []
+        ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(10)])
+        users = [gevent.spawn(c.put, f"key-{i}", f"value-{i}") for i in range(USERS)]
+        gevent.joinall(users, timeout=20, raise_error=True)
+        out["puts"] = sum(u.successful() for u in users)
+        out["peak_in_flight"] = peak
+        out["read"] = c.get("key-7").value
+        ticker.join(timeout=5)
+        out["ticks"] = len(ticks)
+        try:
+            c._run(asyncio.sleep(3600), timeout=0.2)
+            out["timeout"] = "none"
+        except TimeoutError:
+            out["timeout"] = "raised"
+        out["after_timeout"] = c.get("key-3").value
+    print(json.dumps(out))
+
+
+main()
