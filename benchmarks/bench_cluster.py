@@ -2,7 +2,8 @@
 
     python benchmarks/bench_cluster.py [--duration 8] [--concurrency 16] [--big-keys 1000000]
 
-1. 50/50 writes and reads on random keys through the smart client, then through the
+1. 50/50 writes and reads on random keys through the smart client (reading from all N owners,
+   then hedged: R owners first, the others only if those are slow), then through the
    registry gateway; 2. write-only throughput with 10k keys stored, then with --big-keys
    stored (preloaded straight into each node's store), and their ratio.
 """
@@ -61,8 +62,9 @@ async def drive(op, concurrency: int, duration: float, write_ratio: float, keys:
                 "n": len(v)} for k, v in lat.items()}, errors
 
 
-async def via_client(registry: str, args, write_ratio: float, transport=None):
-    async with SmartClient(ClientConfig(registry=registry, seed=args.seed), transport=transport) as c:
+async def via_client(registry: str, args, write_ratio: float, transport=None, hedge_after=0.0):
+    config = ClientConfig(registry=registry, seed=args.seed, hedge_after=hedge_after)
+    async with SmartClient(config, transport=transport) as c:
         async def op(kind, key, value):
             if kind == "write":
                 await c.put(key, value)
@@ -134,6 +136,8 @@ def main() -> None:
     p.add_argument("--small-keys", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mesh", action="store_true", help="every link through the fault proxy")
+    p.add_argument("--hedge-after-ms", type=float, default=10.0,
+                   help="hedged reads row: ask R owners, the others after this long")
     p.add_argument("--skip-size", action="store_true", help="skip the stored-keys comparison")
     p.add_argument("--log-level", default="warning",
                    help="services' log level; 'info' adds the per-request access log (~6%% here)")
@@ -148,6 +152,8 @@ def main() -> None:
         ep = rt.start()
         try:
             row("smart client, 50/50", run(via_client(ep.registry, args, 0.5)))
+            row(f"  same, hedged reads ({args.hedge_after_ms:g} ms)",
+                run(via_client(ep.registry, args, 0.5, hedge_after=args.hedge_after_ms / 1000)))
             row("gateway, 50/50", run(via_gateway(ep.registry, args, 0.5)))
             row("smart client, writes only", run(via_client(ep.registry, args, 1.0)))
             row("  same with the aiohttp transport",
