@@ -117,5 +117,6 @@ class ReadYourWrites:
         if value in allowed:
             return None
         shown = sorted(repr(v if v is None else v[:24]) for v in allowed)
+        more = f" (and {len(shown) - 5} more)" if len(shown) > 5 else ""
         got = repr(value if value is None else value[:24])
-        return f"stale read of {key}: got {got}, expected one of {', '.join(shown)}"
+        return f"stale read of {key}: got {got}, expected one of {', '.join(shown[:5])}{more}"

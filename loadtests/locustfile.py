@@ -24,14 +24,16 @@ import json
 import logging
 import random
 import time
+import uuid
 
 import gevent.lock
 import httpx
 from locust import FastHttpUser, User, constant, events
+from locust.runners import WorkerRunner
 from locust.stats import StatsError
 
 from chaos.checkers import ReadYourWrites
-from system.client import SyncClient
+from system.client import QuorumError, SyncClient
 from system.config import ClientConfig, ClusterSettings
 
 log = logging.getLogger("chaoslab.locust")
@@ -47,7 +49,8 @@ def _options(parser) -> None:
                         help="write a JSON summary here at the end (counts, stale reads, errors)")
 
 
-_run: dict = {"environment": None, "stale_reads": 0}
+_run: dict = {"environment": None, "stale_reads_logged": 0}
+STALE = "stale read"  # the failure's name: one row in Locust's error report however many
 
 
 @events.init.add_listener
@@ -56,12 +59,16 @@ def _init(environment, **_kw) -> None:
     opts = environment.parsed_options
     if opts is not None and opts.kv_seed is None:
         opts.kv_seed = random.SystemRandom().randrange(2**32)
-    if opts is not None:
+    if opts is not None and not isinstance(environment.runner, WorkerRunner):
         log.warning("chaoslab locust seed %d: rerun with --kv-seed %d", opts.kv_seed, opts.kv_seed)
 
 
 class StaleRead(AssertionError):
     """A read did not return the last acknowledged write of the key."""
+
+
+class Unavailable(Exception):
+    """A quorum was not reached (the smart client's QuorumError, without the key)."""
 
 
 class Workload:
@@ -84,8 +91,10 @@ class Workload:
     def verify(self, key: str, value: str | None) -> None:
         problem = self.check.problem(key, value)
         if problem:
-            _run["stale_reads"] += 1
-            raise StaleRead(problem)
+            if _run["stale_reads_logged"] < 10:  # the details of the first few
+                _run["stale_reads_logged"] += 1
+                log.warning("%s", problem)
+            raise StaleRead(STALE)
 
 
 _users = itertools.count(1)
@@ -99,14 +108,18 @@ class _KVUser:
         n = next(_users)
         self.write_ratio = opts.kv_write_ratio
         self.rng = random.Random(f"{opts.kv_seed}-{kind}-{n}")
-        run = f"{opts.kv_seed:08x}"[-8:]
-        self.work = Workload(self.rng, f"{kind}-{run}-u{n}", opts.kv_keys, opts.kv_value_size)
+        # keys unique to this user, in this process, in this run: the seed drives what a user
+        # does, not whose keys it touches (workers share the seed; a replay meets old data)
+        prefix = f"{kind}-{uuid.uuid4().hex[:10]}"
+        self.work = Workload(self.rng, prefix, opts.kv_keys, opts.kv_value_size)
 
     def operate(self) -> None:
         key = None if self.rng.random() < self.write_ratio else self.work.next_read()
         if key is None:
             key, value = self.work.next_write()
-            self.work.check.wrote(key, value, self.write(key, value))
+            self.work.check.wrote(key, value, False)  # until acknowledged, whatever happens
+            if self.write(key, value):
+                self.work.check.wrote(key, value, True)
         else:
             self.read(key)
 
@@ -128,6 +141,8 @@ class SmartClientUser(_KVUser, User):
         self.client = SmartClientUser._client
 
     def _fire(self, kind: str, started: float, size: int, exc: Exception | None) -> None:
+        if isinstance(exc, QuorumError):  # one row per kind of failure, not one per key
+            exc = Unavailable(exc.as_json()["error"])
         self.environment.events.request.fire(
             request_type=kind, name="smart-client", response_time=(time.perf_counter() - started) * 1000,
             response_length=size, exception=exc, context={})
@@ -173,7 +188,7 @@ class GatewayUser(_KVUser, FastHttpUser):
         with self.client.post("/data", json={"key": key, "value": value}, name="gateway",
                               catch_response=True) as resp:
             if resp.status_code != 200:
-                resp.failure(f"write {resp.status_code}: {resp.text[:200]}")
+                resp.failure(_describe("write", resp))
                 return False
             return True
 
@@ -184,33 +199,46 @@ class GatewayUser(_KVUser, FastHttpUser):
             elif resp.status_code == 200:
                 value = resp.json()["value"]
             else:
-                resp.failure(f"read {resp.status_code}: {resp.text[:200]}")
+                resp.failure(_describe("read", resp))
                 return
             try:
                 self.work.verify(key, value)
-            except StaleRead as exc:
-                resp.failure(str(exc))
+            except StaleRead:
+                resp.failure(STALE)
             else:
                 resp.success()
 
 
+def _describe(op: str, resp) -> str:
+    """A failure's name: the status and the error, without what varies per request."""
+    if not resp.status_code:  # no HTTP answer at all (connection refused, reset, timeout)
+        return f"{op}: {type(resp.error).__name__}" if resp.error else f"{op}: no answer"
+    try:
+        error = resp.json().get("error", "")
+    except Exception:  # noqa: BLE001 - not JSON
+        error = (resp.text or "")[:80]
+    return f"{op} {resp.status_code}: {error}"
+
+
 @events.quit.add_listener
 def _write_report(exit_code: int, **_kw) -> None:
-    """The end of the run, after the users stopped, on every path (time limit, Ctrl-C,
-    SIGTERM): a machine-readable summary for CI and tests."""
+    """The end of the run, after the users stopped (time limit, Ctrl-C, SIGTERM): a
+    machine-readable summary for CI and tests, written by the process that holds the
+    aggregated stats (the master when there are workers)."""
     env = _run["environment"]
     opts = env.parsed_options if env is not None else None
-    if opts is None or not opts.kv_report:
+    if opts is None or not opts.kv_report or isinstance(env.runner, WorkerRunner):
         return
     stats = env.stats
+    errors = [{"type": e.method, "name": e.name, "error": StatsError.parse_error(e.error),
+               "occurrences": e.occurrences} for e in stats.errors.values()]
     report = {
         "exit_code": exit_code,
         "seed": opts.kv_seed,
-        "stale_reads": _run["stale_reads"],
+        "stale_reads": sum(e["occurrences"] for e in errors if STALE in e["error"]),
         "requests": [{"type": e.method, "name": e.name, "count": e.num_requests,
                       "failures": e.num_failures} for e in stats.entries.values()],
-        "errors": [{"type": e.method, "name": e.name, "error": StatsError.parse_error(e.error),
-                    "occurrences": e.occurrences} for e in stats.errors.values()],
+        "errors": errors,
     }
     with open(opts.kv_report, "w") as f:
         json.dump(report, f, indent=1)

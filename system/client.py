@@ -174,10 +174,22 @@ class SyncClient:
         return self._run(self._client.refresh())
 
     def close(self) -> None:
-        if self._bridge.running:
-            with contextlib.suppress(Exception):
-                self._run(self._client.close(), timeout=10)
-        self._bridge.stop()
+        try:
+            if self._bridge.running:
+                with contextlib.suppress(Exception):
+                    self._run(self._shutdown(), timeout=10)
+        finally:
+            self._bridge.stop()
+
+    async def _shutdown(self) -> None:
+        """Close the client, then cancel what abandoned calls left running on the loop."""
+        await self._client.close()
+        me = asyncio.current_task()
+        left = [t for t in asyncio.all_tasks() if t is not me]
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=2)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -217,7 +229,12 @@ class _ThreadBridge(_Bridge):
         self._thread.start()
 
     def run(self, coro: Coroutine, timeout: float | None):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:  # timeout or Ctrl-C: do not leave the operation running
+            future.cancel()
+            raise
 
     def stop(self) -> None:
         if self.loop.is_running():
@@ -242,7 +259,11 @@ class _GeventBridge(_Bridge):
 
         super().__init__(uvloop.new_event_loop())
         monkey.get_original("_thread", "start_new_thread")(self.loop.run_forever, ())
-        self._poll_until(self.loop.is_running, 5.0)
+        try:
+            self._poll_until(self.loop.is_running, 5.0)
+        except BaseException:
+            self.stop()
+            raise
 
     def run(self, coro: Coroutine, timeout: float | None):
         import gevent
@@ -252,9 +273,16 @@ class _GeventBridge(_Bridge):
         waiter = Waiter()
         box: dict[str, asyncio.Task] = {}
 
+        waiting = [True]
+
+        def done(_task) -> None:  # on the loop thread; the caller may have given up
+            if waiting[0]:
+                with contextlib.suppress(Exception):
+                    watcher.send()
+
         def submit() -> None:  # on the loop thread
             box["task"] = task = self.loop.create_task(coro)
-            task.add_done_callback(lambda _: watcher.send())
+            task.add_done_callback(done)
 
         watcher.start(waiter.switch, None)
         try:
@@ -266,6 +294,7 @@ class _GeventBridge(_Bridge):
             self.loop.call_soon_threadsafe(_abandon, box)
             raise
         finally:
+            waiting[0] = False
             watcher.stop()
             watcher.close()
         return box["task"].result()
@@ -273,8 +302,12 @@ class _GeventBridge(_Bridge):
     def stop(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._poll_until(lambda: not self.loop.is_running(), 5.0)
-        if not self.loop.is_running():
+            try:
+                self._poll_until(lambda: not self.loop.is_running(), 5.0)
+            except TimeoutError:
+                log.warning("the client's event loop did not stop within 5 s; leaving it")
+                return
+        if not self.loop.is_closed():
             self.loop.close()
 
     @staticmethod

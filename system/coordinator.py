@@ -198,20 +198,27 @@ class Coordinator:
 
         launch(first)
         rest = list(hedge)
-        while not tally.decided:
-            if rest and len(tally.ok) + len(tasks) < tally.needed:
-                launch(self._allowed(rest, tally))
-                rest = []
-                continue
-            if not tasks:
-                break
-            done, _ = await asyncio.wait(list(tasks), return_when=asyncio.FIRST_COMPLETED,
-                                         timeout=self.hedge_after if rest else None)
-            if not done:  # the first owners are slow: hedge
-                launch(self._allowed(rest, tally))
-                rest = []
-            for task in done:
-                _settle(task, tasks.pop(task), tally)
+        try:
+            while not tally.decided:
+                if rest and len(tally.ok) + len(tasks) < tally.needed:
+                    launch(self._allowed(rest, tally))
+                    rest = []
+                    continue
+                if not tasks:
+                    break
+                done, _ = await asyncio.wait(list(tasks), return_when=asyncio.FIRST_COMPLETED,
+                                             timeout=self.hedge_after if rest else None)
+                if not done:  # the first owners are slow: hedge
+                    launch(self._allowed(rest, tally))
+                    rest = []
+                for task in done:
+                    _settle(task, tasks.pop(task), tally)
+        except asyncio.CancelledError:  # the caller gave up: the sent requests run on, tracked
+            for task in tasks:
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                task.add_done_callback(_forget)
+            raise
         return tasks
 
     # ---- write ------------------------------------------------------------------------
@@ -308,6 +315,12 @@ class Coordinator:
                 await self._call(node, "/internal/write", body, None)
             except TransportError as exc:
                 log.info("read repair of %r on %s failed: %s", newest.key, node, exc)
+
+
+def _forget(task: asyncio.Task) -> None:
+    """Take the outcome of a request nobody waits for, so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _settle(task: asyncio.Task, node: str, tally: Tally) -> None:

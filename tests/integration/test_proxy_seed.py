@@ -76,16 +76,11 @@ def overhead(measured: list[float], predicted: list[int]) -> float:
     return statistics.median(m - p for m, p in zip(measured, predicted, strict=True))
 
 
-def matching(measured: list[float], predicted: list[int]) -> int:
-    """How many trips took their predicted latency, give or take 4 ms, after the overhead."""
-    offset = overhead(measured, predicted)
-    return sum(abs(m - p - offset) <= 4 for m, p in zip(measured, predicted, strict=True))
-
-
 def test_same_seed_same_jitter_draws(upstream):
     latency, jitter = 60, 50
     measured = run_with_seed(7, upstream, latency=latency, jitter=jitter)
     assert overhead(measured, jitter_model(7, latency, jitter)) >= 0  # never faster than the toxic
-    assert matching(measured, jitter_model(7, latency, jitter)) >= 0.8 * COUNT, measured
-    # control: another seed's draws do not explain the measured latencies
-    assert matching(measured, jitter_model(8, latency, jitter)) < 0.4 * COUNT
+    # Each trip's latency follows seed 7's draw (a few ms of noise and a drifting overhead on a
+    # loaded machine do not hide a 100 ms spread) and not another seed's.
+    assert statistics.correlation(measured, jitter_model(7, latency, jitter)) >= 0.9, measured
+    assert statistics.correlation(measured, jitter_model(8, latency, jitter)) < 0.5

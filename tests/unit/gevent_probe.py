@@ -7,10 +7,11 @@ monkey.patch_all()
 
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import time  # noqa: E402
 
 import gevent  # noqa: E402
 
-from system.client import SyncClient  # noqa: E402
+from system.client import QuorumError, SyncClient  # noqa: E402
 from system.config import ClientConfig  # noqa: E402
 from system.transport import MockTransport, Reply  # noqa: E402
 
@@ -25,6 +26,8 @@ async def handle(method, address, path, body):
     if path.startswith("/nodes"):
         return Reply(200, {"members": [{"id": n, "address": f"{n}:1", "status": "alive"}
                                        for n in "abc"]})
+    if body["key"] == "refused":
+        return Reply(500, {"error": "no"})
     inflight += 1
     peak = max(peak, inflight)
     try:
@@ -32,7 +35,7 @@ async def handle(method, address, path, body):
         # that blocks the other greenlets, this never happens and the probe times out
         if peak >= USERS * 3:
             both_in_flight.set()
-        await asyncio.wait_for(both_in_flight.wait(), 10)
+        await asyncio.wait_for(both_in_flight.wait(), 5)
         if path == "/internal/write":
             store.setdefault(address, {})[body["key"]] = body
             return Reply(200, {"applied": True})
@@ -47,21 +50,40 @@ def main() -> None:
     out: dict = {}
     with SyncClient(ClientConfig(registry="http://r:1", refresh_interval=0, retries=0,
                                  request_timeout=15), transport=MockTransport(handle)) as c:
-        ticks = []
-        ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(10)])
         users = [gevent.spawn(c.put, f"key-{i}", f"value-{i}") for i in range(USERS)]
         gevent.joinall(users, timeout=20, raise_error=True)
         out["puts"] = sum(u.successful() for u in users)
         out["peak_in_flight"] = peak
         out["read"] = c.get("key-7").value
-        ticker.join(timeout=5)
-        out["ticks"] = len(ticks)
+        # a caller that times out, and one whose greenlet is killed: both operations are
+        # cancelled on the loop, and the client goes on working
+        cancelled = []
+
+        async def long_call():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.append(1)
+                raise
         try:
-            c._run(asyncio.sleep(3600), timeout=0.2)
+            c._run(long_call(), timeout=0.2)
             out["timeout"] = "none"
         except TimeoutError:
             out["timeout"] = "raised"
+        victim = gevent.spawn(c._run, long_call(), 60)
+        gevent.sleep(0.1)
+        victim.kill(timeout=5)
+        gevent.sleep(0)
+        deadline = time.monotonic() + 5
+        while len(cancelled) < 2 and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        out["cancelled"] = len(cancelled)
         out["after_timeout"] = c.get("key-3").value
+        try:  # errors cross the bridge as themselves
+            c.put("refused", "x")
+            out["error"] = "none"
+        except QuorumError as exc:
+            out["error"] = type(exc).__name__
     print(json.dumps(out))
 
 

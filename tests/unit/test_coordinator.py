@@ -151,3 +151,25 @@ async def test_hedged_read_asks_the_other_owners_only_when_the_first_are_slow():
     assert {n for n, p, _ in cluster.bodies if p == "/internal/read"} == set(owners)
     gate.set()
     await co.drain()
+
+
+async def test_requests_of_an_abandoned_write_are_tracked_until_they_end():
+    """A caller that gives up (timeout, Ctrl-C) cancels the write; the requests already sent
+    run on in the background, and drain() waits for them."""
+    cluster = FakeCluster()
+    co = make(cluster)
+    gate = asyncio.Event()
+    for node in NODES:
+        cluster.slow[node] = gate
+    write = asyncio.create_task(co.write("k", "v"))
+    for _ in range(100):
+        if len(cluster.bodies) == 3:
+            break
+        await asyncio.sleep(0)
+    assert len(cluster.bodies) == 3
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    gate.set()
+    await co.drain()
+    assert all(cluster.data[n]["k"]["value"] == "v" for n in NODES)
