@@ -19,6 +19,7 @@ jitter; it is printed at the start. ``--kv-report FILE`` writes a JSON summary a
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import logging
@@ -39,11 +40,26 @@ from system.config import ClientConfig, ClusterSettings
 log = logging.getLogger("chaoslab.locust")
 
 
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 1 << 20:
+        raise argparse.ArgumentTypeError(f"{raw} is not between 1 and 1048576")
+    return value
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{raw} is not between 0 and 1")
+    return value
+
+
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    parser.add_argument("--kv-keys", type=int, default=100, help="keys per virtual user")
-    parser.add_argument("--kv-write-ratio", type=float, default=0.5, help="share of writes")
-    parser.add_argument("--kv-value-size", type=int, default=64, help="bytes per value")
+    parser.add_argument("--kv-keys", type=_positive, default=100, help="keys per virtual user")
+    parser.add_argument("--kv-write-ratio", type=_ratio, default=0.5, help="share of writes")
+    parser.add_argument("--kv-value-size", type=_positive, default=64,
+                        help="bytes per value (at most 1 MiB, the cluster's limit)")
     parser.add_argument("--kv-seed", type=int, default=None, help="seed (default: random)")
     parser.add_argument("--kv-report", default=None,
                         help="write a JSON summary here at the end (counts, stale reads, errors)")

@@ -133,3 +133,11 @@ def test_swarm_catches_stale_reads_only_with_a_weakened_quorum(make_cluster, tmp
     else:
         assert not stale and summary["stale_reads"] == 0, stale
         assert summary["errors"], "the outage should have failed some operations"
+
+
+@pytest.mark.parametrize("option,value", [("--kv-write-ratio", "1.5"), ("--kv-keys", "0"),
+                                          ("--kv-value-size", "x")])
+def test_bad_swarm_options_are_refused_by_name(option, value):
+    proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                           "-t", "1s", option, value], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"argument {option}" in proc.stderr, proc.stderr[-2000:]

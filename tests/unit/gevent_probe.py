@@ -46,6 +46,13 @@ async def handle(method, address, path, body):
         inflight -= 1
 
 
+def poll_until(condition, timeout: float = 5.0) -> None:
+    """Yield to the hub until ``condition()`` holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        gevent.sleep(0.005)
+
+
 def main() -> None:
     out: dict = {}
     with SyncClient(ClientConfig(registry="http://r:1", refresh_interval=0, retries=0,
@@ -57,9 +64,10 @@ def main() -> None:
         out["read"] = c.get("key-7").value
         # a caller that times out, and one whose greenlet is killed: both operations are
         # cancelled on the loop, and the client goes on working
-        cancelled = []
+        started, cancelled = [], []
 
         async def long_call():
+            started.append(1)
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:
@@ -71,12 +79,9 @@ def main() -> None:
         except TimeoutError:
             out["timeout"] = "raised"
         victim = gevent.spawn(c._run, long_call(), 60)
-        gevent.sleep(0.1)
+        poll_until(lambda: len(started) == 2)  # the victim's call runs on the loop
         victim.kill(timeout=5)
-        gevent.sleep(0)
-        deadline = time.monotonic() + 5
-        while len(cancelled) < 2 and time.monotonic() < deadline:
-            gevent.sleep(0.01)
+        poll_until(lambda: len(cancelled) == 2)
         out["cancelled"] = len(cancelled)
         out["after_timeout"] = c.get("key-3").value
         try:  # errors cross the bridge as themselves
