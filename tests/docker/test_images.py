@@ -40,7 +40,7 @@ def client():
 def remove(container) -> None:
     """Remove a container; one already gone (or being removed) is fine."""
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # v: the image's anonymous /data volume too
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:
