@@ -7,10 +7,10 @@ monkey.patch_all()
 
 import asyncio  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 
 import gevent  # noqa: E402
 
+from chaos.wait import wait_for  # noqa: E402
 from system.client import QuorumError, SyncClient  # noqa: E402
 from system.config import ClientConfig  # noqa: E402
 from system.transport import MockTransport, Reply  # noqa: E402
@@ -46,13 +46,6 @@ async def handle(method, address, path, body):
         inflight -= 1
 
 
-def poll_until(condition, timeout: float = 5.0) -> None:
-    """Yield to the hub until ``condition()`` holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        gevent.sleep(0.005)
-
-
 def main() -> None:
     out: dict = {}
     with SyncClient(ClientConfig(registry="http://r:1", refresh_interval=0, retries=0,
@@ -79,9 +72,12 @@ def main() -> None:
         except TimeoutError:
             out["timeout"] = "raised"
         victim = gevent.spawn(c._run, long_call(), 60)
-        poll_until(lambda: len(started) == 2)  # the victim's call runs on the loop
+        # wait_for sleeps with the patched time.sleep, so it yields to the other greenlets
+        wait_for(lambda: len(started) == 2, timeout=5, interval=0.005,
+                 description="the victim's call to run on the loop")
         victim.kill(timeout=5)
-        poll_until(lambda: len(cancelled) == 2)
+        wait_for(lambda: len(cancelled) == 2, timeout=5, interval=0.005,
+                 description="both abandoned calls to be cancelled")
         out["cancelled"] = len(cancelled)
         out["after_timeout"] = c.get("key-3").value
         try:  # errors cross the bridge as themselves
