@@ -2,7 +2,8 @@
 
 Modules, one concept each: ``toxics`` (toxic types, registered by name), ``rng`` (seeded draws),
 ``link`` (one proxied connection and its two directions), ``server`` (a proxy's listener),
-``collection`` (the set of proxies), ``api`` (the Starlette app), ``metrics``, ``process``
+``collection`` (the set of proxies), ``api`` (the Starlette app), ``request_ids`` (the xids of
+``X-Toxiproxy-Request-Id``), ``metrics`` (``/metrics``, with ``--proxy-metrics``), ``process``
 (run the server as a child process), ``testing`` (helpers shared by the tests).
 """
 

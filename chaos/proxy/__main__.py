@@ -1,6 +1,7 @@
 """``python -m chaos.proxy``: the Toxiproxy-compatible server (API and proxies on one loop).
 
     python -m chaos.proxy --host 127.0.0.1 --port 8474 [--config proxies.json] [--seed N]
+                          [--proxy-metrics]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ServerConfig:
     config: Path | None = None
     seed: int | None = None
     log_level: str = "info"
+    proxy_metrics: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -48,11 +50,14 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for toxicity and jitter draws (default: random, logged)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument("--proxy-metrics", action="store_true",
+                        help="serve per-proxy byte counters on GET /metrics (Prometheus text); "
+                             "without it /metrics is 404, as in toxiproxy-server")
     ns = parser.parse_args(argv)
     if not 0 <= ns.port <= 65535:
         parser.error(f"--port must be 0..65535, got {ns.port}")
     return ServerConfig(host=ns.host, port=ns.port, config=ns.config, seed=ns.seed,
-                        log_level=ns.log_level)
+                        log_level=ns.log_level, proxy_metrics=ns.proxy_metrics)
 
 
 def _load_config(path: Path) -> object:
@@ -78,8 +83,9 @@ async def serve(config: ServerConfig) -> None:
             except errors.ApiError as exc:
                 raise SystemExit(f"chaos.proxy: --config {config.config}: {exc.message}") from exc
             log.info("populated %d proxies from %s", len(proxies), config.config)
+        app = create_app(collection, proxy_metrics=config.proxy_metrics)
         server = uvicorn.Server(uvicorn.Config(
-            create_app(collection), host=config.host, port=config.port, log_config=None,
+            app, host=config.host, port=config.port, log_config=None,
             log_level=config.log_level, access_log=False, lifespan="off", loop="none",
             http="httptools", ws="none"))
         await server.serve()

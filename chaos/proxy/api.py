@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import orjson
 from starlette.applications import Starlette
@@ -13,6 +14,8 @@ from starlette.routing import Route
 
 from chaos.proxy import VERSION, errors, metrics
 from chaos.proxy.collection import ProxyCollection
+from chaos.proxy.request_ids import HEADER as REQUEST_ID_HEADER
+from chaos.proxy.request_ids import RequestIds
 from chaos.proxy.toxics import ToxicSpec
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,36 @@ class _RejectBrowsers:
         await self.app(scope, receive, send)
 
 
-def create_app(collection: ProxyCollection) -> Starlette:
-    """The API app; every handler answers errors as ``{"error", "status"}``."""
+class _RequestId:
+    """Like Toxiproxy, every response carries a new ``X-Toxiproxy-Request-Id`` (an xid)."""
+
+    def __init__(self, app, ids: RequestIds) -> None:
+        self.app = app
+        self.ids = ids
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = (REQUEST_ID_HEADER.encode("ascii"), self.ids.next().encode("ascii"))
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(collection: ProxyCollection, *, proxy_metrics: bool = False,
+               request_ids: RequestIds | None = None) -> Starlette:
+    """The API app; every handler answers errors as ``{"error", "status"}``.
+
+    ``/metrics`` exists only with ``proxy_metrics`` (``--proxy-metrics``), as in Toxiproxy.
+    """
+    if request_ids is None:  # the counter starts at a draw from the server seed
+        request_ids = RequestIds(counter=random.Random(f"{collection.seed}/request-ids")
+                                 .getrandbits(24))
 
     async def reset(request: Request) -> Response:
         await collection.reset()
@@ -125,9 +156,11 @@ def create_app(collection: ProxyCollection) -> Starlette:
         Route("/proxies/{proxy}/toxics/{toxic}", toxic,
               methods=["GET", "POST", "PATCH", "DELETE"]),
         Route("/version", version, methods=["GET"]),
-        Route("/metrics", metrics_text, methods=["GET"]),
     ]
+    if proxy_metrics:
+        routes.append(Route("/metrics", metrics_text, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={
         errors.ApiError: api_error, HTTPException: http_error, Exception: crash})
     app.add_middleware(_RejectBrowsers)
+    app.add_middleware(_RequestId, ids=request_ids)  # outermost: refusals get an id too
     return app

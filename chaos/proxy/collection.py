@@ -46,6 +46,18 @@ class ProxyFields:
         return cls(name=name, listen=listen, upstream=upstream, enabled=enabled)
 
 
+async def _check_listen(fields: ProxyFields, where: str = "") -> None:
+    """The listen host of a proxy to start must resolve: a 400 before anything changes."""
+    if not fields.enabled:
+        return  # as Toxiproxy, a disabled proxy's listen is kept as given, unresolved
+    host, _ = addresses.split(fields.listen, field="listen", allow_zero=True)
+    try:
+        await addresses.resolve_host(host)
+    except OSError as exc:
+        raise errors.bad_request(f"listen host {host!r} does not resolve{where}: "
+                                 f"{exc.strerror or exc}") from exc
+
+
 def _opt_str(body: dict, key: str, where: str) -> str:
     value = body.get(key)
     if value is None:
@@ -74,6 +86,7 @@ class ProxyCollection:
         async with self.lock:
             if fields.name in self.proxies:
                 raise errors.proxy_exists()
+            await _check_listen(fields)
             proxy = self._new(fields)
             if fields.enabled:
                 await proxy.start()
@@ -93,6 +106,7 @@ class ProxyCollection:
                       "enabled": proxy.enabled}
             merged.update({k: body[k] for k in ("listen", "upstream", "enabled") if k in body})
             fields = ProxyFields.parse(merged)
+            await _check_listen(fields)
             await proxy.update(listen=fields.listen, upstream=fields.upstream,
                                enabled=fields.enabled)
             return proxy
@@ -111,13 +125,15 @@ class ProxyCollection:
             fields = ProxyFields.parse(item, where=f" at proxy {i + 1}")
             if any(w.name == fields.name for w in wanted):
                 raise errors.bad_request(f"duplicate proxy name {fields.name!r}")
+            await _check_listen(fields, where=f" at proxy {i + 1}")
             wanted.append(fields)
         done: list[Proxy] = []
         async with self.lock:
             for fields in wanted:
                 existing = self.proxies.get(fields.name)
-                if existing is not None and existing.upstream == fields.upstream and \
-                        fields.listen in (existing.listen, existing.requested_listen):
+                if existing is not None and existing.upstream == fields.upstream and (
+                        fields.listen == existing.requested_listen
+                        or await existing.listens_on(fields.listen)):
                     done.append(existing)
                     continue
                 if existing is not None:

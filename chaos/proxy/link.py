@@ -2,8 +2,9 @@
 
 With no toxic on a direction the link is a fast path: bytes received on one socket are written
 straight to the other in the same callback, and a full write buffer pauses reading on the source
-(backpressure). With toxics, each chunk is turned into scheduled chunks by the chain and a writer
-task sends them when due, in order. The chain is updated on live connections by the proxy.
+(backpressure). With toxics, each chunk is turned into scheduled chunks by the chain (each toxic
+takes what the previous one released, so two latency toxics add up) and a writer task sends them
+when due, in order. The chain is updated on live connections by the proxy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from chaos.proxy.metrics import ByteMeter
 from chaos.proxy.rng import draw_rng
-from chaos.proxy.toxics import CLOSE, EOF, RESET, ActiveToxic, Chunk, ToxicSpec
+from chaos.proxy.toxics import CLOSE, EOF, RESET, ActiveToxic, Chunk, Stamped, ToxicSpec
 
 if TYPE_CHECKING:
     from chaos.proxy.server import Proxy
@@ -131,12 +132,12 @@ class Link:
             self._write(data)
             return
         now = monotonic()
-        chunks: list[Chunk] = [(now, data)]
-        for active in list(self.toxics.values()):
-            chunks = active.process(chunks, now, self)
+        chunks: list[Stamped] = [(now, data, now)]
+        for active in list(self.toxics.values()):  # the chain, in the order toxics were added
+            chunks = active.process(chunks, self)
             if not chunks:
                 return
-        self._enqueue(chunks)
+        self._enqueue([(ready, payload) for ready, payload, _ in chunks])
 
     def feed_eof(self) -> None:
         if self.finished or self._eof_seen:

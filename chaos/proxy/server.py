@@ -39,13 +39,15 @@ class Proxy:
             return
         host, port = addresses.split(self.listen, field="listen", allow_zero=True)
         try:
+            # One socket on one resolved address, as Go's net.Listen (localhost: 127.0.0.1).
+            ip = await addresses.resolve_host(host)
             self._server = await asyncio.get_running_loop().create_server(
-                lambda: Side("client", on_made=self._accept), host, port,
+                lambda: Side("client", on_made=self._accept), ip, port,
                 reuse_address=True, backlog=1024)
         except OSError as exc:
             raise errors.ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 409) from exc
-        bound_port = self._server.sockets[0].getsockname()[1]
-        self.listen = addresses.join(host, bound_port)
+        bound_ip, bound_port = self._server.sockets[0].getsockname()[:2]
+        self.listen = addresses.join(bound_ip, bound_port)  # the resolved address, as Toxiproxy
         self.enabled = True
         log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
 
@@ -58,8 +60,20 @@ class Proxy:
             conn.close(abort=True)
         self.enabled = False
 
+    async def listens_on(self, listen: str) -> bool:
+        """Whether ``listen`` is this proxy's listen address once resolved, so that
+        ``localhost:P`` matches ``127.0.0.1:P`` (an unresolvable host matches nothing)."""
+        if listen == self.listen:
+            return True
+        try:
+            return await addresses.resolve_listen(listen) == \
+                await addresses.resolve_listen(self.listen)
+        except OSError:
+            return False
+
     async def update(self, *, listen: str, upstream: str, enabled: bool) -> None:
-        if listen != self.listen or upstream != self.upstream:
+        """Restart only if the address or upstream really changes; else keep connections."""
+        if upstream != self.upstream or not await self.listens_on(listen):
             self.stop()
             self.listen, self.requested_listen, self.upstream = listen, listen, upstream
         if enabled and self._server is None:

@@ -1,10 +1,17 @@
 """Toxic types: one small frozen value per type whose fields are its JSON attributes.
 
 A toxic value is pure configuration. Running on one direction of one connection it gets a
-``ToxicState`` that turns incoming chunks into scheduled chunks: ``(ready_time, payload)``
+``ToxicState`` that turns incoming chunks into scheduled chunks: ``(ready_time, payload, stamp)``
 where the payload is bytes or an action (``CLOSE``, ``RESET``, ``EOF``). States do no I/O; they
 ask the link for timed actions through ``Effects.schedule`` so they can be tested without
 sockets or sleeps.
+
+The toxics of a direction form a chain, in the order they were added: each one receives what
+the previous one released, at the time it released it (``ready_time``). ``stamp`` is Toxiproxy's
+chunk timestamp: the time the chunk entered the proxy, advanced by each latency toxic by its
+delay. A latency toxic releases a chunk at ``stamp + delay`` (never before the chunk reached
+it), so latency toxics in a row add up, and a latency after a bandwidth toxic counts from the
+time the chunk entered the proxy, as in Toxiproxy.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ EOF = "eof"  # half-close the destination
 STREAMS = ("upstream", "downstream")
 
 Payload = bytes | str
-Chunk = tuple[float, Payload]
+Chunk = tuple[float, Payload]  # (ready time, payload): what the link sends when due
+Stamped = tuple[float, Payload, float]  # (ready time, payload, stamp): a chunk in the chain
 
 
 class Handle(Protocol):
@@ -46,8 +54,9 @@ class ToxicState:
     def start(self, now: float, fx: Effects) -> None:
         """Called when the toxic begins acting on the link (creation or update)."""
 
-    def process(self, ready: float, data: bytes, arrival: float, fx: Effects) -> list[Chunk]:
-        return [(ready, data)]
+    def process(self, ready: float, data: bytes, stamp: float, fx: Effects) -> list[Stamped]:
+        """``data`` reached this toxic at ``ready``; return what it releases, and when."""
+        return [(ready, data, stamp)]
 
     def on_eof(self, now: float, fx: Effects) -> bool:
         """The source closed; return True to swallow the end of stream."""
@@ -131,9 +140,10 @@ class LatencyState(ToxicState):
             delay += self.rng.randrange(2 * jitter) - jitter
         return max(delay, 0)
 
-    def process(self, ready, data, arrival, fx):
-        # Like Toxiproxy, the delay counts from the moment the chunk entered the proxy.
-        return [(max(ready, arrival + self.draw_ms() / 1000.0), data)]
+    def process(self, ready, data, stamp, fx):
+        # Like Toxiproxy, the delay counts from the chunk's stamp, which this toxic advances.
+        due = stamp + self.draw_ms() / 1000.0
+        return [(max(ready, due), data, due)]
 
 
 @register
@@ -157,17 +167,17 @@ class BandwidthState(ToxicState):
         super().__init__(toxic, rng)
         self.free_at = 0.0
 
-    def process(self, ready, data, arrival, fx):
+    def process(self, ready, data, stamp, fx):
         rate = self.toxic.rate  # KB/s = bytes per ms
         if rate <= 0:
-            return [(ready, data)]
+            return [(ready, data, stamp)]
         piece = rate * 100  # like Toxiproxy: at most 100 ms worth of data per write
         t = max(ready, self.free_at)
-        out: list[Chunk] = []
+        out: list[Stamped] = []
         for offset in range(0, len(data), piece):
             part = data[offset:offset + piece]
             t += len(part) / (rate * 1000.0)
-            out.append((t, part))
+            out.append((t, part, stamp))
         self.free_at = t
         return out
 
@@ -212,7 +222,7 @@ class TimeoutState(ToxicState):
         if self.toxic.timeout > 0:
             self.timers.append(fx.schedule(now + self.toxic.timeout / 1000.0, CLOSE))
 
-    def process(self, ready, data, arrival, fx):
+    def process(self, ready, data, stamp, fx):
         return []  # data is held (dropped) until the connection closes
 
     def on_eof(self, now, fx):
@@ -247,9 +257,10 @@ class ResetPeerState(ToxicState):
             self.triggered = True
             self.timers.append(fx.schedule(now + self.toxic.timeout / 1000.0, RESET))
 
-    def process(self, ready, data, arrival, fx):
-        # As in Toxiproxy: the first data starts the clock, data is dropped, then a TCP RST.
-        self._trigger(arrival, fx)
+    def process(self, ready, data, stamp, fx):
+        # As in Toxiproxy: the first data to reach it starts the clock, data is dropped, then
+        # a TCP RST.
+        self._trigger(ready, fx)
         return []
 
     def on_eof(self, now, fx):
@@ -294,12 +305,12 @@ class SlicerState(ToxicState):
             stack.append((start, mid))
         return out
 
-    def process(self, ready, data, arrival, fx):
+    def process(self, ready, data, stamp, fx):
         step = self.toxic.delay / 1e6
         t = max(ready, self.free_at)
-        out: list[Chunk] = []
+        out: list[Stamped] = []
         for start, end in self.cuts(len(data)):
-            out.append((t, data[start:end]))
+            out.append((t, data[start:end], stamp))
             t += step
         self.free_at = t
         return out
@@ -334,16 +345,16 @@ class LimitDataState(ToxicState):
         self.passed = 0
         self.closed = False
 
-    def process(self, ready, data, arrival, fx):
+    def process(self, ready, data, stamp, fx):
         if self.closed:
             return []
         remaining = max(self.toxic.bytes - self.passed, 0)
         part = data[:remaining]
         self.passed += len(part)
-        out: list[Chunk] = [(ready, part)] if part else []
+        out: list[Stamped] = [(ready, part, stamp)] if part else []
         if self.passed >= self.toxic.bytes:
             self.closed = True
-            out.append((ready, CLOSE))
+            out.append((ready, CLOSE, stamp))
         return out
 
 
@@ -454,16 +465,17 @@ class ActiveToxic:
         if self.affected:
             self.state.start(now, fx)
 
-    def process(self, chunks: list[Chunk], arrival: float, fx: Effects) -> list[Chunk]:
+    def process(self, chunks: list[Stamped], fx: Effects) -> list[Stamped]:
+        """Run what the previous toxic of the chain released through this one."""
         if not self.affected:
             return chunks
-        out: list[Chunk] = []
+        out: list[Stamped] = []
         last = 0.0
-        for ready, payload in chunks:
+        for ready, payload, stamp in chunks:
             if isinstance(payload, bytes):
-                produced = self.state.process(ready, payload, arrival, fx)
+                produced = self.state.process(ready, payload, stamp, fx)
             else:  # actions keep their place in the stream
-                produced = [(max(ready, last), payload)]
+                produced = [(max(ready, last), payload, stamp)]
             for item in produced:
                 last = max(last, item[0])
             out.extend(produced)

@@ -14,9 +14,16 @@ from chaos.toxiproxy import Toxiproxy, ToxiproxyError
 pytestmark = pytest.mark.integration
 
 
+class MetricsServerProcess(ProxyServerProcess):
+    """The server with ``--proxy-metrics``, so that ``/metrics`` exists (404 without it)."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--proxy-metrics"]
+
+
 @pytest.fixture(scope="module")
 def server():
-    with ProxyServerProcess(seed=11) as proc:
+    with MetricsServerProcess(seed=11) as proc:
         yield proc
 
 
