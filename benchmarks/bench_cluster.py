@@ -17,11 +17,15 @@ import random
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import orjson
 
+from chaos.history import OpType
+from chaos.load import Load
 from chaos.runtime.base import ClusterSpec
 from chaos.runtime.local import LocalRuntime
+from chaos.traffic import Workload
 from system.client import SmartClient, new_event_loop
 from system.config import ClientConfig
 from system.fasthttp import PooledTransport
@@ -97,6 +101,36 @@ async def via_gateway(registry: str, args, write_ratio: float):
         await transport.close()
 
 
+def via_locust(registry: str, args, client: str, workdir: str):
+    """Write-only through Locust (``args.concurrency`` users in ``--locust-processes``
+    processes); rates from the recorded history, the first second left out as warm-up."""
+    workload = Workload(client=client, users=args.concurrency, processes=args.locust_processes,
+                        duration=args.duration + 1, keys=args.keys, write_ratio=1.0,
+                        value_size=100, request_timeout=5.0, retries=2)
+    directory = Path(workdir) / f"locust-{client}-{time.monotonic_ns()}"
+    with Load(workload, host=registry, seed=args.seed, directory=directory,
+              t0=time.monotonic()) as load:
+        load.start()
+        load.wait()
+        history = load.history()
+    lat: dict[str, list[float]] = {"write": [], "read": []}
+    errors = 0
+    ops = history.client_ops()
+    start = ops[0].time + 1.0 if ops else 0.0
+    end = max((op.time for op in ops), default=start)
+    for invoke, done in history.completions():
+        if invoke.time < start:
+            continue
+        if done.type is OpType.OK:
+            lat[done.f].append(done.time - invoke.time)
+        elif done.error != "interrupted":
+            errors += 1
+    elapsed = max(end - start, 1e-9)
+    stats = {k: {"per_s": len(v) / elapsed, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99),
+                 "n": len(v)} for k, v in lat.items()}
+    return (stats, errors), load.cpu_share
+
+
 def run(coro):
     """Run on uvloop when installed, as the services do."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
@@ -139,12 +173,16 @@ def main() -> None:
     p.add_argument("--hedge-after-ms", type=float, default=10.0,
                    help="hedged reads row: ask R owners, the others after this long")
     p.add_argument("--skip-size", action="store_true", help="skip the stored-keys comparison")
+    p.add_argument("--locust-processes", type=int, default=1,
+                   help="Locust processes for the Locust rows (1: no master/workers)")
+    p.add_argument("--skip-locust", action="store_true", help="skip the Locust rows")
     p.add_argument("--log-level", default="warning",
                    help="services' log level; 'info' adds the per-request access log (~6%% here)")
     args = p.parse_args()
     print(f"3 local nodes, N=3 W=2 R=2, {args.concurrency} concurrent operations, "
           f"{args.duration:.0f}s per run, 100-byte values, mesh={'on' if args.mesh else 'off'}, "
-          f"log level {args.log_level}, cpus={os.cpu_count()}")
+          f"log level {args.log_level}, cpus={os.cpu_count()}, "
+          f"locust processes {args.locust_processes}")
     print(f"{'':<34} {'writes/s':>8} {'p50':>7} {'p99':>7} {'reads/s':>8} {'p50':>7} {'p99':>7} "
           f"{'errors':>6}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,10 +193,19 @@ def main() -> None:
             row(f"  same, hedged reads ({args.hedge_after_ms:g} ms)",
                 run(via_client(ep.registry, args, 0.5, hedge_after=args.hedge_after_ms / 1000)))
             row("gateway, 50/50", run(via_gateway(ep.registry, args, 0.5)))
-            row("smart client, writes only", run(via_client(ep.registry, args, 1.0)))
+            base_smart = run(via_client(ep.registry, args, 1.0))
+            row("smart client, writes only", base_smart)
             row("  same with the aiohttp transport",
                 run(via_client(ep.registry, args, 1.0, transport=AiohttpTransport())))
-            row("gateway, writes only", run(via_gateway(ep.registry, args, 1.0)))
+            base_gateway = run(via_gateway(ep.registry, args, 1.0))
+            row("gateway, writes only", base_gateway)
+            if not args.skip_locust:
+                for client, base in (("smart", base_smart), ("gateway", base_gateway)):
+                    res, cpu_share = via_locust(ep.registry, args, client, tmp)
+                    row(f"locust {client}, writes only", res)
+                    ratio = res[0]["write"]["per_s"] / max(base[0]["write"]["per_s"], 1e-9)
+                    print(f"  locust/baseline {ratio:.2f}; locust CPU share {cpu_share:.0%} "
+                          f"of {os.cpu_count()} cpus ({args.locust_processes} process(es))")
         finally:
             rt.stop()
     if args.skip_size:

@@ -17,9 +17,9 @@ import time
 
 from bench_cluster import row, run, via_client
 
-from chaos.images import prepare_image
 from chaos.runtime.base import ClusterSpec
 from chaos.runtime.docker import DockerRuntime
+from chaos.runtime.images import prepare_image
 from chaos.runtime.local import LocalRuntime
 
 

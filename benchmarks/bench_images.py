@@ -4,7 +4,7 @@
 
 1. ``prepare_image`` as it stands (with ``--cold``: after deleting the chaoslab images, the
    local base image and the wheelhouse, so base, wheelhouse and image are all built);
-2. a no-change rebuild, in process and as ``python -m chaos.images`` (target <= 5 s);
+2. a no-change rebuild, in process and as ``python -m chaos.runtime.images`` (target <= 5 s);
 3. a one-line source change, built in a scratch copy of the project as ``chaoslab-bench``
    (removed afterwards), to show what the layer cache saves.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import docker
 
-from chaos import images
+from chaos.runtime import images
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_REPOSITORY = "chaoslab-bench"
@@ -99,10 +99,10 @@ def main() -> None:
     assert not again.image_built
     show("no-change rebuild, in process", again)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "chaos.images", "--base", args.base], check=True,
+    subprocess.run([sys.executable, "-m", "chaos.runtime.images", "--base", args.base], check=True,
                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cli = time.perf_counter() - t
-    print(f"no-change rebuild, `python -m chaos.images`: {cli:.2f} s (target <= 5 s)")
+    print(f"no-change rebuild, `python -m chaos.runtime.images`: {cli:.2f} s (target <= 5 s)")
     if not args.no_source_change:
         print(f"one-line source change, image build: {source_change(args.base):.2f} s")
 

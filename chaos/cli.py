@@ -1,14 +1,21 @@
-"""The ``chaoslab`` command: ``run`` (the main job), ``up``, ``status``, ``down``."""
+"""The ``chaoslab`` command: ``run`` (the main job), ``scenarios``, ``up``, ``status``, ``down``.
+
+Exit codes: 0 every check valid, 1 a check invalid, 2 undecided (unknown) or a usage error
+(a bad option, name or value: one line on stderr, nothing started, nothing written).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
+import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,84 +25,184 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chaos.runtime.base import ClusterSpec
-from system.config import ClientConfig, ClusterSettings
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Chaos-test a Dynamo-style key-value cluster.")
-console = Console()
 STATE = Path(".chaoslab") / "state.json"
+RUNTIMES = ("auto", "local", "docker")
 
 
-def make_runtime(kind: str, spec: ClusterSpec, **kw):
-    if kind == "auto":
-        from chaos.runtime.docker import engine_answers
+class UsageProblem(Exception):
+    """A bad option, name or value: reported in one line, exit code 2, nothing started."""
 
-        kind = "docker" if engine_answers() and "toxiproxy_url" not in kw else "local"
-    if kind == "docker":
-        from chaos.runtime.docker import DockerRuntime
 
-        if "toxiproxy_url" in kw:
-            raise typer.BadParameter("--toxiproxy-url is for the local runtime; the docker "
-                                     "runtime runs its proxy in a container")
-
-        return DockerRuntime(spec, **kw)
-    if kind != "local":
-        raise typer.BadParameter(f"unknown runtime {kind!r}: use local, docker or auto")
-    from chaos.runtime.local import LocalRuntime
-
-    return LocalRuntime(spec, **kw)
+def _console() -> Console:
+    return Console(highlight=False)
 
 
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, or auto (docker when "
-                                         "an engine answers)")]
+                                         "an engine answers and the image can be had)")]
 ToxiproxyOpt = Annotated[str | None, typer.Option(
     "--toxiproxy-url", help="local runtime: use this Toxiproxy server (e.g. the real one) "
                             "instead of starting chaoslab's")]
 
 
+def _open_runtime(kind: str, spec, *, toxiproxy_url: str | None, registry_port: int | None = None,
+                  say=None):
+    """The runtime, or a :class:`UsageProblem` before anything starts."""
+    if kind not in RUNTIMES:
+        raise UsageProblem(f"unknown runtime {kind!r}: choose one of {', '.join(RUNTIMES)}")
+    from chaos.runtime import RuntimeUnavailable, open_runtime
+
+    try:
+        return open_runtime(kind, spec, toxiproxy_url=toxiproxy_url,
+                            registry_port=registry_port, progress=say)
+    except RuntimeUnavailable as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | None,
+                    duration: float | None, users: int | None, processes: int | None,
+                    client: str | None, pattern: str | None, faults: list[str],
+                    nodes: int | None, n: int | None, w: int | None, r: int | None,
+                    storage: str | None, versions: str | None, mesh: bool | None):
+    """The scenario the options describe, checked and planned (pure: nothing starts)."""
+    from chaos.catalog import DEFAULT, scenario_named
+    from chaos.faults import FaultError
+    from chaos.nemesis import Schedule, ScheduleError
+    from chaos.scenario import Scenario, ScenarioError
+    from system.config import ClusterSettings
+
+    try:
+        if scenario_file:
+            if name:
+                raise UsageProblem("give a scenario name or --scenario-file, not both")
+            try:
+                sc = Scenario.from_json(orjson.loads(Path(scenario_file).read_bytes())["scenario"])
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                raise UsageProblem(f"cannot read a recorded scenario from {scenario_file}: "
+                                   f"{exc}") from None
+        else:
+            sc = scenario_named(name or DEFAULT)
+        sc = sc.but(seed=random.SystemRandom().randrange(2**31) if seed is None else seed)
+        if seed is None and scenario_file:
+            sc = sc.but(seed=Scenario.from_json(
+                orjson.loads(Path(scenario_file).read_bytes())["scenario"]).seed)
+        if duration is not None:
+            sc = sc.with_duration(duration)
+        wl = {k: v for k, v in (("users", users), ("processes", processes), ("client", client),
+                                ("pattern", pattern)) if v is not None}
+        if wl:
+            sc = sc.but(workload=dataclasses.replace(sc.workload, **wl))
+        quorum = {k: v for k, v in (("n", n), ("w", w), ("r", r), ("versions", versions))
+                  if v is not None}
+        if quorum:
+            fields = {f.name: getattr(sc.cluster.settings, f.name)
+                      for f in dataclasses.fields(ClusterSettings)}
+            sc = sc.but(cluster=dataclasses.replace(sc.cluster,
+                                                    settings=ClusterSettings(**(fields | quorum))))
+        spec = {k: v for k, v in (("nodes", nodes), ("storage", storage), ("mesh", mesh))
+                if v is not None}
+        if spec:
+            sc = sc.but(cluster=dataclasses.replace(sc.cluster, **spec))
+        if faults:
+            at = sc.steady_state + 0.1 * sc.workload.duration
+            sc = sc.but(name=sc.name if name or scenario_file else "custom",
+                        schedule=Schedule.parse(faults, at=at, duration=0.4 * sc.workload.duration))
+        return sc.plan()
+    except (ScenarioError, FaultError, ScheduleError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _replay_command(sc, report: str) -> str:
+    return f"chaoslab run --scenario-file {shlex.quote(str(Path(report) / 'verdict.json'))}"
+
+
 @app.command()
 def run(
+    scenario: Annotated[str | None, typer.Argument(help="a name from `chaoslab scenarios` "
+                                                        "(default: kill-one)")] = None,
     runtime: RuntimeOpt = "auto",
     seed: Annotated[int | None, typer.Option(help="replay a run (default: random, printed)")] = None,
-    duration: Annotated[float, typer.Option(help="seconds of traffic")] = 12.0,
-    concurrency: int = 8,
-    fault: Annotated[str, typer.Option(help="kill or pause")] = "kill",
-    target: str = "node-1",
-    w: int = 2,
-    r: int = 2,
-    storage: str = "durable",
-    mesh: Annotated[bool, typer.Option(help="every link through its own fault proxy")] = True,
-    report: Annotated[str, typer.Option(help="directory for the report")] = "reports/latest",
+    duration: Annotated[float | None, typer.Option(help="seconds of traffic (the schedule "
+                                                        "stretches with it)")] = None,
+    users: Annotated[int | None, typer.Option("--users", "--concurrency",
+                                              help="Locust virtual users")] = None,
+    processes: Annotated[int | None, typer.Option(help="Locust worker processes")] = None,
+    client: Annotated[str | None, typer.Option(help="smart or gateway")] = None,
+    pattern: Annotated[str | None, typer.Option(help="keys: own, shared or hot")] = None,
+    fault: Annotated[list[str] | None, typer.Option(
+        "--fault", help="FAULT[@AT][+DURATION], repeatable, e.g. kill:node-1@3+4 or "
+                        "partition:isolate:node-2; replaces the scenario's schedule")] = None,
+    nodes: Annotated[int | None, typer.Option(help="number of nodes")] = None,
+    n: Annotated[int | None, typer.Option(help="replication factor N")] = None,
+    w: Annotated[int | None, typer.Option(help="write quorum W")] = None,
+    r: Annotated[int | None, typer.Option(help="read quorum R")] = None,
+    storage: Annotated[str | None, typer.Option(help="durable or memory (weakened)")] = None,
+    versions: Annotated[str | None, typer.Option(help="hlc or wallclock (weakened)")] = None,
+    mesh: Annotated[bool | None, typer.Option("--mesh/--no-mesh",
+                                              help="every link through its own proxy")] = None,
+    report: Annotated[str, typer.Option(help="directory for the artifacts")] = "reports/latest",
+    scenario_file: Annotated[str | None, typer.Option(
+        help="replay the scenario recorded in a verdict.json")] = None,
     toxiproxy_url: ToxiproxyOpt = None,
     verbose: bool = False,
 ) -> None:
-    """Bring up the cluster, kill (or pause) a node under load, heal it, check, report.
-
-    Exit code 0 when every check is valid, 1 when one is invalid, 2 when unknown."""
+    """Bring up the cluster, run a chaos scenario under Locust load, print the verdict and
+    write the artifacts. Exit code 0 valid, 1 invalid, 2 unknown or a usage error."""
     from chaos.report import write_report
-    from chaos.scenario import Scenario, Workload, run_scenario
+    from chaos.scenario import run as run_scenario
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    settings = ClusterSettings(w=w, r=r, heartbeat_interval=0.5)
-    spec = ClusterSpec(settings=settings, storage=storage, mesh=mesh, seed=seed)
-    sc = Scenario(name=f"{fault}-{target}", cluster=spec, fault=fault, target=target,
-                  workload=Workload(concurrency=concurrency, duration=duration),
-                  fault_at=duration * 0.25, heal_at=duration * 0.65,
-                  client=ClientConfig(cluster=settings, request_timeout=0.5, retries=3))
-    rt = make_runtime(runtime, spec, **({"toxiproxy_url": toxiproxy_url} if toxiproxy_url else {}))
-    console.print(f"[bold]chaoslab run[/] scenario={sc.name} runtime={rt.name} seed={seed}")
-    result = run_scenario(sc, rt, seed=seed)
-    paths = write_report(result, report)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    sc = _build_scenario(scenario, scenario_file, seed=seed, duration=duration, users=users,
+                         processes=processes, client=client, pattern=pattern,
+                         faults=list(fault or ()), nodes=nodes, n=n, w=w, r=r, storage=storage,
+                         versions=versions, mesh=mesh)
+    console = _console()
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}")
+
+    rt = _open_runtime(runtime, dataclasses.replace(sc.cluster, seed=sc.seed),
+                       toxiproxy_url=toxiproxy_url, say=say)
+    s = sc.cluster.settings
+    console.print(f"[bold]chaoslab run[/] {sc.name} runtime={rt.name} seed={sc.seed} "
+                  f"N={s.n} W={s.w} R={s.r} storage={sc.cluster.storage}")
+    replay = _replay_command(sc, report)
+    try:
+        result = run_scenario(sc, rt, directory=report, progress=say)
+    except KeyboardInterrupt:
+        console.print(f"interrupted; faults healed and the cluster stopped. seed={sc.seed}")
+        raise typer.Exit(130) from None
+    paths = write_report(result, report, replay=replay)
     table = Table("check", "verdict", "summary")
-    for v in result.verdict.evidence.values():
-        style = {"valid": "green", "invalid": "red"}.get(v["valid"], "yellow")
-        table.add_row(v["name"], f"[{style}]{v['valid']}[/]", v["summary"])
+    for v in result.verdict.parts or (result.verdict,):
+        style = {"valid": "green", "invalid": "red"}.get(str(v.valid), "yellow")
+        table.add_row(v.name, f"[{style}]{v.valid}[/]", v.summary)
     console.print(table)
-    console.print(f"verdict: [bold]{result.verdict.valid.upper()}[/]  seed={seed}  "
-                  f"report: {paths['report.html']}")
-    raise typer.Exit({"valid": 0, "invalid": 1}.get(result.verdict.valid, 2))
+    for error in result.errors:
+        console.print(f"[yellow]nemesis error:[/] {error}")
+    ops = result.load.get("operations")
+    if ops:
+        console.print(f"traffic: {ops} operations, {result.load.get('ops_per_s', 0):.0f}/s; "
+                      f"Locust CPU share {result.load.get('cpu_share', 0):.0%}")
+    console.print(f"verdict: [bold]{str(result.verdict.valid).upper()}[/]  seed={sc.seed}  "
+                  f"report: {paths['report.html']}\nreplay: {replay}")
+    raise typer.Exit(result.verdict.valid.exit_code)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the named scenarios, one line each."""
+    from chaos.catalog import DEFAULT, SCENARIOS
+
+    width = max(map(len, SCENARIOS))
+    for name, sc in SCENARIOS.items():
+        faults = ", ".join(f"{s.fault.describe()}@{s.at:g}+{s.duration:g}"
+                           for s in sc.schedule.steps) or "no faults"
+        mark = "*" if name == DEFAULT else " "
+        sys.stdout.write(f"{name:<{width}} {mark} {sc.description} [{faults}]\n")
 
 
 @app.command()
@@ -109,12 +216,18 @@ def up(
 ) -> None:
     """Start the registry and nodes, print where they are, and stay up until Ctrl-C
     (or ``chaoslab down``)."""
+    from chaos.runtime.base import ClusterSpec
+    from chaos.scenario import STORAGES
+
     logging.basicConfig(level=logging.WARNING)
+    if nodes < 1:
+        raise UsageProblem(f"nodes must be at least 1, got {nodes}")
+    if storage not in STORAGES:
+        raise UsageProblem(f"unknown storage {storage!r}: choose one of {', '.join(STORAGES)}")
+    console = _console()
     spec = ClusterSpec(nodes=nodes, mesh=mesh, storage=storage)
-    kw = {"registry_port": registry_port} if registry_port and runtime == "local" else {}
-    if toxiproxy_url:
-        kw["toxiproxy_url"] = toxiproxy_url
-    rt = make_runtime(runtime, spec, **kw)
+    rt = _open_runtime(runtime, spec, toxiproxy_url=toxiproxy_url, registry_port=registry_port,
+                       say=console.print)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -146,7 +259,7 @@ def _state() -> dict:
     try:
         return orjson.loads(STATE.read_bytes())
     except FileNotFoundError:
-        console.print("no cluster is up from this directory (no .chaoslab/state.json)")
+        _console().print("no cluster is up from this directory (no .chaoslab/state.json)")
         raise typer.Exit(1) from None
 
 
@@ -156,6 +269,7 @@ def status(
     registry: Annotated[str | None, typer.Option(help="registry URL (default: from `up`)")] = None,
 ) -> None:
     """Show each node's status, the cluster's health and the ring."""
+    console = _console()
     url = registry or _state()["registry_direct"]
     try:
         data = httpx.get(f"{url}/cluster-status", timeout=5).json()
@@ -166,10 +280,10 @@ def status(
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     table = Table("node", "status", "since heartbeat (s)", "address", "ring share")
-    for n in data["nodes"]:
-        share = data["ring"]["ownership"].get(n["id"])
-        table.add_row(n["id"], n["status"], f"{n['seconds_since_heartbeat']:.1f}", n["address"],
-                      "-" if share is None else f"{share:.1%}")
+    for node in data["nodes"]:
+        share = data["ring"]["ownership"].get(node["id"])
+        table.add_row(node["id"], node["status"], f"{node['seconds_since_heartbeat']:.1f}",
+                      node["address"], "-" if share is None else f"{share:.1%}")
     console.print(table)
     s = data["settings"]
     console.print(f"health: [bold]{data['health']}[/]  N={s['n']} W={s['w']} R={s['r']}")
@@ -178,6 +292,9 @@ def status(
 @app.command()
 def down(timeout: float = 30.0) -> None:
     """Stop the cluster started by ``chaoslab up`` from this directory."""
+    from chaos.wait import WaitTimeout, wait_for
+
+    console = _console()
     state = _state()
     pid = state["pid"]
     try:
@@ -186,8 +303,6 @@ def down(timeout: float = 30.0) -> None:
         console.print(f"`chaoslab up` (pid {pid}) is gone; removing stale state")
         STATE.unlink()
         return
-    from chaos.wait import WaitTimeout, wait_for
-
     try:  # `up` removes its state file once everything it started is stopped
         wait_for(lambda: not STATE.exists(), timeout=timeout, interval=0.1,
                  description=f"`chaoslab up` (pid {pid}) to stop")
@@ -197,8 +312,27 @@ def down(timeout: float = 30.0) -> None:
     console.print("stopped")
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors are one line on stderr with exit code 2, never a traceback."""
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="chaoslab")
+    except UsageProblem as exc:
+        sys.stderr.write(f"chaoslab: error: {exc}\n")
+        code = 2
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = 130
+    except typer.TyperException as exc:  # click's usage errors (bad option, bad type, ...)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            code = 2
+        else:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "chaoslab"
+            sys.stderr.write(f"{where}: error: {' '.join(message.split())}\n")
+            code = getattr(exc, "exit_code", 2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,51 +1,100 @@
 """Operation histories: every client operation as invoke, then ok / fail / info.
 
-``fail`` means it definitely did not happen (e.g. a quorum error before any replica
-acknowledged is still ``info``: some replica may hold it); ``info`` means unknown. Faults are
-recorded in the same history as ``nemesis`` operations.
+``fail`` means it definitely did not happen (the system said so, e.g. no replica was reached
+in any attempt); ``info`` means unknown (a timeout, a reset after the request was sent, a
+quorum error after some replica was reached: it may have happened). Faults are recorded in
+the same history by the ``nemesis`` process.
+
+Times are the host's monotonic clock (``time.monotonic``, system-wide on Linux, so records
+written by several processes on one host share one time axis), stored relative to the
+history's start ``t0``. Several processes (Locust's workers) each append to a JSONL file of
+their own (:class:`HistoryWriter`); :meth:`History.load` merges the files into one history.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-__all__ = ["Op", "History"]
+__all__ = ["OpType", "Op", "History", "HistoryWriter", "FaultWindow", "NEMESIS", "INTERRUPTED"]
+
+NEMESIS = "nemesis"  # the process name of fault records
+INTERRUPTED = "interrupted"  # the error of an operation cut short by the end of the run
+
+
+class OpType(StrEnum):
+    INVOKE = "invoke"
+    OK = "ok"  # it happened
+    FAIL = "fail"  # it definitely did not happen
+    INFO = "info"  # unknown: it may have happened, possibly later
 
 
 @dataclass(frozen=True, slots=True)
 class Op:
+    """One record: an invocation or its completion (ok / fail / info), or a nemesis step."""
+
     index: int
-    process: str  # worker id, or "nemesis"
-    type: str  # invoke | ok | fail | info
-    f: str  # write | read | a fault name
+    process: str  # a client process (e.g. "w0-3" or "gw-1-7"), or "nemesis"
+    type: OpType
+    f: str  # what was done: write | read | a fault name (Jepsen's :f)
     key: str | None
     value: Any
-    time: float  # seconds since the history started
+    time: float  # seconds since the history's t0 (host monotonic clock)
     error: str | None = None
+    version: str | None = None  # the version the system answered with, where it has one
 
     def as_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
 
+    @property
+    def is_client(self) -> bool:
+        return self.process != NEMESIS
+
+    @property
+    def interrupted(self) -> bool:
+        """The harness ended the run while it was in flight (``info``: it may have
+        happened); not the system's doing, so availability does not count it."""
+        return self.error == INTERRUPTED
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """From the moment a fault's apply was invoked to the moment its undo completed."""
+
+    step: int
+    fault: str
+    target: str | None
+    start: float
+    end: float
+
 
 class History:
-    def __init__(self, *, clock=time.monotonic) -> None:
+    """An append-only list of operations, safe to add to from several threads."""
+
+    def __init__(self, *, clock=time.monotonic, t0: float | None = None) -> None:
         self._clock = clock
-        self._t0 = clock()
+        self.t0 = clock() if t0 is None else t0
         self._ops: list[Op] = []
         self._lock = threading.Lock()
 
     def now(self) -> float:
-        return self._clock() - self._t0
+        return self._clock() - self.t0
 
     def add(self, process: str, type_: str, f: str, key: str | None = None, value: Any = None,
-            error: str | None = None) -> Op:
+            error: str | None = None, *, version: str | None = None,
+            at: float | None = None) -> Op:
+        """Record an operation now (or at the absolute monotonic time ``at``)."""
+        t = self.now() if at is None else at - self.t0
         with self._lock:
-            op = Op(len(self._ops), process, type_, f, key, value, self.now(), error)
+            op = Op(len(self._ops), process, OpType(type_), f, key, value, t, error, version)
             self._ops.append(op)
             return op
 
@@ -54,18 +103,125 @@ class History:
         with self._lock:
             return list(self._ops)
 
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def client_ops(self) -> list[Op]:
+        return [op for op in self.ops if op.is_client]
+
+    def nemesis_ops(self) -> list[Op]:
+        return [op for op in self.ops if not op.is_client]
+
     def completions(self) -> list[tuple[Op, Op]]:
-        """(invoke, completion) pairs per process, in order."""
+        """(invoke, completion) pairs per process, in order of completion."""
         open_: dict[str, Op] = {}
         pairs = []
         for op in self.ops:
-            if op.type == "invoke":
+            if op.type is OpType.INVOKE:
                 open_[op.process] = op
             elif op.process in open_:
                 pairs.append((open_.pop(op.process), op))
         return pairs
 
+    def absorb(self, ops: Iterable[Op]) -> None:
+        """Add ``ops`` (times on this history's axis) and keep everything in time order:
+        how the operations of a finished Locust run join the nemesis's records."""
+        with self._lock:
+            merged = sorted([*self._ops, *ops], key=lambda op: op.time)
+            self._ops = [dataclasses.replace(op, index=i) for i, op in enumerate(merged)]
+
+    def fault_windows(self) -> list[FaultWindow]:
+        """The windows of the faults the nemesis recorded (value ``{"step", "phase"}``); a
+        fault never healed lasts to the end of the history."""
+        starts: dict[int, Op] = {}
+        ends: dict[int, float] = {}
+        ops = self.ops
+        for op in ops:
+            if op.is_client or not isinstance(op.value, dict):
+                continue
+            step = op.value.get("step")
+            if op.value.get("phase") == "apply" and op.type is OpType.INVOKE:
+                starts.setdefault(step, op)
+            elif op.value.get("phase") == "heal" and op.type is not OpType.INVOKE:
+                ends[step] = op.time
+        last = ops[-1].time if ops else 0.0
+        return [FaultWindow(step, op.f, op.key, op.time, ends.get(step, last))
+                for step, op in sorted(starts.items(), key=lambda kv: kv[1].time)]
+
     def dump(self, path: str) -> None:
         with open(path, "wb") as fh:
             for op in self.ops:
                 fh.write(orjson.dumps(op.as_json()) + b"\n")
+
+    # ---- merging the records of several processes ----------------------------------------
+    @classmethod
+    def load(cls, paths: Iterable[str], *, t0: float, extra: Iterable[Op] = (),
+             clock=time.monotonic) -> History:
+        """One history from the JSONL files of :class:`HistoryWriter` (absolute ``mono``
+        times) and ``extra`` ops of an in-process history with the same ``t0`` (the
+        nemesis's), ordered by time. A torn last line (a process killed mid-write) is
+        skipped."""
+        streams = [_read_records(p, t0) for p in paths]
+        streams.append(iter(sorted(((op.time, op.process, op.type, op.f, op.key, op.value,
+                                     op.error, op.version) for op in extra),
+                                   key=lambda r: r[0])))
+        history = cls(clock=clock, t0=t0)
+        ops = history._ops
+        for t, process, type_, f, key, value, error, version in heapq.merge(
+                *streams, key=lambda r: r[0]):
+            ops.append(Op(len(ops), process, OpType(type_), f, key, value, t, error, version))
+        return history
+
+
+def _read_records(path: str, t0: float) -> Iterator[tuple]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                r = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            yield (r["mono"] - t0, r["process"], r["type"], r["f"], r.get("key"),
+                   r.get("value"), r.get("error"), r.get("version"))
+
+
+class HistoryWriter:
+    """Appends one process's records to a JSONL file, each with the absolute monotonic time
+    (``mono``), for :meth:`History.load`. Lines are flushed at least every
+    ``flush_every`` seconds, so a reader can follow a run while it goes on."""
+
+    def __init__(self, path: str, *, flush_every: float = 0.25, clock=time.monotonic) -> None:
+        self.path = path
+        self._fh = open(path, "ab")  # noqa: SIM115 - closed by close()
+        self._clock = clock
+        self._flush_every = flush_every
+        self._last_flush = clock()
+        self._lock = threading.Lock()
+
+    def add(self, process: str, type_: str, f: str, key: str | None = None, value: Any = None,
+            error: str | None = None, *, version: str | None = None) -> float:
+        now = self._clock()
+        record = {"mono": now, "process": process, "type": str(type_), "f": f}
+        if key is not None:
+            record["key"] = key
+        if value is not None:
+            record["value"] = value
+        if error is not None:
+            record["error"] = error
+        if version is not None:
+            record["version"] = version
+        line = orjson.dumps(record) + b"\n"
+        with self._lock:
+            self._fh.write(line)
+            if now - self._last_flush >= self._flush_every:
+                self._fh.flush()
+                self._last_flush = now
+        return now
+
+    def flush(self) -> None:
+        with self._lock:
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()

@@ -1,146 +1,305 @@
-"""A chaos run as a plain value (cluster, workload, nemesis, checkers) and its runner.
+"""A chaos run written down as one plain value, and the runner that carries it out.
 
-The runner: start the runtime -> traffic from smart clients recording a history -> apply the
-fault at ``fault_at`` and undo it at ``heal_at`` -> stop traffic -> final reads -> checkers.
+A :class:`Scenario` holds everything that decides a run's inputs: its name, the one seed,
+the cluster (the only place N/W/R live), the workload, the fault schedule and the checkers.
+``verdict.json`` holds the whole value, and :meth:`Scenario.from_json` reads it back, so a
+recorded run replays from its report. Scenarios are built over the no-op default with
+:func:`dataclasses.replace` (or :meth:`Scenario.but`), as Jepsen merges a test over
+``noop-test``.
+
+The runner (:func:`run`): start the cluster -> Locust traffic (recorded into the history) ->
+a steady-state gate (the cluster must serve the workload healthily before any fault, else the
+verdict is ``unknown: unhealthy baseline``, as Chaos Toolkit's steady-state hypothesis) -> the
+nemesis applies the schedule and heals it -> the traffic ends -> final reads -> checkers.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
 import random
+import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from chaos.checkers import Verdict, availability, compose, no_lost_writes
-from chaos.faults import FAULTS
-from chaos.history import History
-from chaos.runtime.base import ClusterSpec, Runtime
-from system.client import SmartClient
-from system.config import ClientConfig
-from system.coordinator import QuorumError
-from system.transport import TransportError
+from chaos.checkers import CHECKERS, Checker, Compose, Validity, Verdict, make_checker
+from chaos.faults.base import FaultError
+from chaos.history import History, OpType
+from chaos.nemesis import Nemesis, Schedule, ScheduleError
+from chaos.runtime.base import ClusterSpec
+from chaos.seeds import derive
+from chaos.topology import Topology
+from chaos.traffic import Workload
+from system.config import ClientConfig, ClusterSettings
 
-__all__ = ["Workload", "Scenario", "RunResult", "run_scenario"]
+__all__ = ["Scenario", "ScenarioError", "RunResult", "run", "client_config"]
 
 log = logging.getLogger("chaoslab.scenario")
 
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    concurrency: int = 8
-    keys: int = 200
-    write_ratio: float = 0.5
-    duration: float = 12.0
-    max_ops: int = 200_000  # a hard bound besides the duration
+STORAGES = ("durable", "memory")
 
 
-@dataclass(frozen=True, slots=True)
+class ScenarioError(ValueError):
+    """A scenario that cannot run as written; one line naming the problem and the choices."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
-    name: str = "kill-one-node"
-    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+    """A chaos run written down: replaying this value replays the run's inputs."""
+
+    name: str = "noop"
+    description: str = ""
+    seed: int = 0  # the only seed: proxy, gateway, client, workload and plan derive from it
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)  # the only N/W/R
     workload: Workload = field(default_factory=Workload)
-    fault: str = "kill"  # a name from chaos.faults.FAULTS
-    target: str = "node-1"
-    fault_at: float = 3.0
-    heal_at: float = 8.0
-    min_availability: float = 1.0
-    client: ClientConfig = field(default_factory=ClientConfig)
+    schedule: Schedule = field(default_factory=Schedule)  # empty: no faults
+    checkers: tuple[Checker | str, ...] = ("availability", "durability")
+    steady_state: float = 2.0  # seconds of traffic that must be healthy before any fault
+    steady_min_ok: float = 0.99  # the share of operations that must succeed in that time
 
+    def but(self, **changes: Any) -> Scenario:
+        """A copy with ``changes`` (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
 
-@dataclass
-class RunResult:
-    scenario: Scenario
-    seed: int
-    history: History
-    final: dict[str, str | None]
-    verdict: Verdict
-    timings: dict[str, float]
+    def with_duration(self, duration: float) -> Scenario:
+        """The same run stretched or shrunk to ``duration`` seconds of traffic: the steady
+        state and every step keep their share of the time."""
+        if not duration > 0:
+            raise ScenarioError(f"duration must be positive (seconds), got {duration}")
+        k = duration / self.workload.duration
+        steps = tuple(dataclasses.replace(s, at=s.at * k, duration=s.duration * k)
+                      for s in self.schedule.steps)
+        return self.but(workload=dataclasses.replace(self.workload, duration=duration),
+                        schedule=Schedule(steps), steady_state=self.steady_state * k)
 
+    @property
+    def topology(self) -> Topology:
+        return Topology(tuple(self.cluster.node_ids()))
 
-async def _worker(wid: int, client: SmartClient, history: History, wl: Workload,
-                  rng: random.Random, stop_at: float, budget: list[int]) -> None:
-    proc = f"w{wid}"
-    while time.monotonic() < stop_at and budget[0] > 0:
-        budget[0] -= 1
-        key = f"key-{rng.randrange(wl.keys)}"
-        if rng.random() < wl.write_ratio:
-            value = f"{proc}-{budget[0]}"
-            history.add(proc, "invoke", "write", key, value)
+    def plan(self) -> Scenario:
+        """The scenario checked and its schedule bound (targets checked, partitions
+        computed), before anything starts. Raises :class:`ScenarioError` (one line)."""
+        c, s = self.cluster, self.cluster.settings
+        if c.nodes < 1:
+            raise ScenarioError(f"nodes must be at least 1, got {c.nodes}")
+        if c.nodes < s.n:
+            raise ScenarioError(f"{c.nodes} nodes cannot hold N={s.n} replicas: use at least "
+                                f"{s.n} nodes or a smaller N")
+        if c.storage not in STORAGES:
+            raise ScenarioError(f"unknown storage {c.storage!r}: choose one of "
+                                f"{', '.join(STORAGES)}")
+        if not 0 <= self.steady_state < self.workload.duration:
+            raise ScenarioError(f"the steady state ({self.steady_state:g}s) must fit in the "
+                                f"traffic's {self.workload.duration:g}s")
+        if not 0.0 <= self.steady_min_ok <= 1.0:
+            raise ScenarioError(f"steady_min_ok must be from 0 to 1, got {self.steady_min_ok}")
+        for checker in self.checkers:
             try:
-                await client.put(key, value)
-                history.add(proc, "ok", "write", key, value)
-            except QuorumError as exc:
-                definite = all(r == "circuit open" or r.startswith("cannot connect")
-                               for r in exc.failed.values())
-                kind = "fail" if not exc.acks and definite else "info"
-                history.add(proc, kind, "write", key, value, error=str(exc)[:200])
-            except TransportError as exc:
-                history.add(proc, "info", "write", key, value, error=str(exc)[:200])
-        else:
-            history.add(proc, "invoke", "read", key)
-            try:
-                res = await client.get(key)
-                history.add(proc, "ok", "read", key, res.value)
-            except (QuorumError, TransportError) as exc:
-                history.add(proc, "fail", "read", key, error=str(exc)[:200])
-
-
-async def _traffic_and_nemesis(sc: Scenario, runtime: Runtime, history: History, seed: int,
-                               registry: str, timings: dict) -> dict[str, str | None]:
-    rng = random.Random(seed)
-    cfg = ClientConfig(**{**{f: getattr(sc.client, f) for f in sc.client.__dataclass_fields__},
-                          "registry": registry, "seed": rng.randrange(2**32)})
-    fault = FAULTS[sc.fault](sc.target)
-    async with SmartClient(cfg) as client:
-        t0 = time.monotonic()
-        stop_at = t0 + sc.workload.duration
-        budget = [sc.workload.max_ops]
-        workers = [asyncio.create_task(_worker(i, client, history, sc.workload,
-                                               random.Random(rng.randrange(2**32)), stop_at, budget))
-                   for i in range(sc.workload.concurrency)]
-
-        async def nemesis():
-            await asyncio.sleep(sc.fault_at)
-            history.add("nemesis", "invoke", sc.fault, sc.target)
-            await asyncio.to_thread(fault.apply, runtime)
-            history.add("nemesis", "info", sc.fault, sc.target)
-            timings["fault_applied"] = time.monotonic() - t0
-            await asyncio.sleep(max(0.0, sc.heal_at - (time.monotonic() - t0)))
-            history.add("nemesis", "invoke", "heal", sc.target)
-            await asyncio.to_thread(fault.undo, runtime)
-            history.add("nemesis", "info", "heal", sc.target)
-            timings["healed"] = time.monotonic() - t0
-
-        nem = asyncio.create_task(nemesis())
+                make_checker(checker)
+            except (ValueError, TypeError) as exc:
+                raise ScenarioError(str(exc)) from None
         try:
-            await asyncio.gather(*workers)
-            await nem
-        finally:
-            nem.cancel()
-            if "healed" not in timings:  # undo always runs
-                await asyncio.to_thread(fault.undo, runtime)
-        await client.coordinator.drain()
-        final: dict[str, str | None] = {}
-        for key in sorted({op.key for op in history.ops if op.f == "write"}):
+            schedule = self.schedule.bind(self.topology, random.Random(derive(self.seed, "plan")))
+        except (FaultError, ScheduleError) as exc:
+            raise ScenarioError(str(exc)) from None
+        for i, step in enumerate(schedule.steps, 1):
+            if step.fault.needs_mesh and not c.mesh:
+                raise ScenarioError(f"step {i} ({step.fault.kind}) needs the link mesh, and "
+                                    "this cluster runs without one (mesh=False)")
+            if step.at < self.steady_state:
+                raise ScenarioError(f"step {i} ({step.fault.describe()}) starts at "
+                                    f"{step.at:g}s, inside the {self.steady_state:g}s steady "
+                                    "state: start it later or shorten the steady state")
+            if step.end > self.workload.duration:
+                raise ScenarioError(f"step {i} ({step.fault.describe()}) heals at "
+                                    f"{step.end:g}s, after the traffic ends "
+                                    f"({self.workload.duration:g}s): lengthen the duration")
+        return self.but(schedule=schedule)
+
+    def resolved_checkers(self) -> tuple[Checker, ...]:
+        return tuple(make_checker(c) for c in self.checkers)
+
+    # ---- the value as JSON (verdict.json holds it; from_json replays it) ----
+    def as_json(self) -> dict:
+        cluster = dataclasses.asdict(self.cluster)
+        return {
+            "name": self.name, "description": self.description, "seed": self.seed,
+            "cluster": cluster, "workload": dataclasses.asdict(self.workload),
+            "schedule": self.schedule.as_json(),
+            "checkers": [_checker_json(c) for c in self.resolved_checkers()],
+            "steady_state": self.steady_state, "steady_min_ok": self.steady_min_ok,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scenario:
+        try:
+            cluster = dict(data["cluster"])
+            cluster["settings"] = ClusterSettings(**cluster["settings"])
+            checkers = []
+            for c in data["checkers"]:
+                c = dict(c)
+                checkers.append(make_checker(c.pop("checker"), **c))
+            return cls(name=data["name"], description=data.get("description", ""),
+                       seed=int(data["seed"]), cluster=ClusterSpec(**cluster),
+                       workload=Workload(**data["workload"]),
+                       schedule=Schedule.from_json(data["schedule"]),
+                       checkers=tuple(checkers), steady_state=float(data["steady_state"]),
+                       steady_min_ok=float(data["steady_min_ok"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScenarioError(f"not a recorded scenario: {exc}") from None
+
+
+def _checker_json(checker: Checker) -> dict:
+    name = next((n for n, cls in CHECKERS.items() if isinstance(checker, cls)), None)
+    fields = dataclasses.asdict(checker) if dataclasses.is_dataclass(checker) else {}
+    return {"checker": name or checker.name, **fields}
+
+
+def client_config(scenario: Scenario, registry: str) -> ClientConfig:
+    """The smart client's configuration, derived from the scenario (never given twice)."""
+    return ClientConfig(registry=registry, cluster=scenario.cluster.settings,
+                        request_timeout=scenario.workload.request_timeout,
+                        retries=scenario.workload.retries, seed=derive(scenario.seed, "client"))
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run gave: the planned scenario, the merged history, the final reads, the
+    verdict (``valid`` / ``explain()`` for a test's assert), timings and Locust's figures."""
+
+    scenario: Scenario
+    history: History
+    final: Mapping[str, str | None]
+    verdict: Verdict
+    timings: Mapping[str, float]
+    directory: str | None = None
+    load: Mapping[str, Any] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict.ok
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    def explain(self) -> str:
+        lines = [self.verdict.explain(), f"seed {self.seed}"]
+        lines += [f"error: {e}" for e in self.errors]
+        if self.directory:
+            lines.append(f"artifacts: {self.directory}")
+        return "\n".join(lines)
+
+
+def steady_state_verdict(history: History, *, until: float, min_ok: float) -> Verdict:
+    """Whether the traffic was healthy during the first ``until`` seconds."""
+    pairs = [(i, c) for i, c in history.completions() if i.is_client and c.time <= until]
+    ok = sum(1 for _, c in pairs if c.type is OpType.OK)
+    if not pairs:
+        return Verdict("steady-state", Validity.UNKNOWN,
+                       f"unhealthy baseline: no operation completed in the first {until:.1f}s")
+    ratio = ok / len(pairs)
+    valid = Validity.VALID if ratio >= min_ok else Validity.UNKNOWN
+    summary = (f"{ok}/{len(pairs)} operations succeeded in the first {until:.1f}s "
+               f"({ratio:.2%}; need {min_ok:.2%})")
+    if valid is not Validity.VALID:
+        summary = "unhealthy baseline: " + summary
+    return Verdict("steady-state", valid, summary, {"ok": ok, "total": len(pairs)})
+
+
+def final_reads(client, keys: list[str], *, attempts: int = 3) -> dict[str, str | None]:
+    """Read every key once more after the run (a key that cannot be read is left out)."""
+    final: dict[str, str | None] = {}
+    for key in keys:
+        for _ in range(attempts):
             try:
-                final[key] = (await client.get(key)).value
-            except (QuorumError, TransportError):
-                pass
-        return final
+                final[key] = client.get(key)[0]
+                break
+            except Exception as exc:  # an unreadable key is judged unknown by the checkers
+                log.debug("final read of %s failed: %s", key, exc)
+    return final
 
 
-def run_scenario(sc: Scenario, runtime: Runtime, *, seed: int) -> RunResult:
+def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
+        progress: Callable[[str], None] | None = None, load_factory: Any = None,
+        kv_factory: Any = None, stop: threading.Event | None = None,
+        started: bool = False) -> RunResult:
+    """Carry out ``scenario`` on ``runtime`` (built from ``scenario.cluster``); artifacts go
+    to ``directory``. ``started``: the runtime is already up (and is left up).
+
+    Every fault is healed, the traffic stopped and (unless ``started``) the cluster stopped
+    on the way out, whatever happens."""
+    if load_factory is None:
+        from chaos.load import Load as load_factory
+    if kv_factory is None:
+        from chaos.traffic import make_kv as kv_factory
+    say = progress or (lambda message: log.info("%s", message))
+    sc = scenario.plan()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stop = stop or threading.Event()
     timings: dict[str, float] = {}
-    started = time.monotonic()
-    endpoints = runtime.start()
-    timings["cluster_start_s"] = time.monotonic() - started
+    began = time.monotonic()
+    if not started:
+        say(f"starting the cluster ({runtime.name}, {sc.cluster.nodes} nodes)")
+        runtime.start()
+        timings["cluster_start_s"] = time.monotonic() - began
     try:
-        history = History()
-        final = asyncio.run(_traffic_and_nemesis(sc, runtime, history, seed, endpoints.registry,
-                                                 timings))
+        endpoints = runtime.endpoints()
+        say(f"traffic: {sc.workload.users} {sc.workload.client} users for "
+            f"{sc.workload.duration:g}s; steady state {sc.steady_state:g}s")
+        with load_factory(sc.workload, host=endpoints.registry, seed=derive(sc.seed, "workload"),
+                          directory=directory, t0=time.monotonic()) as load:
+            load.start()
+            # the schedule counts from the moment the users run, not from Locust's start-up
+            t0 = load.t0 = time.monotonic()
+            nemesis_log = History(t0=t0)
+            nemesis = Nemesis(runtime, nemesis_log, topology=sc.topology,
+                              rng=random.Random(derive(sc.seed, "nemesis")), on_event=say)
+            baseline = None
+            if sc.steady_state > 0:
+                stop.wait(max(0.0, t0 + sc.steady_state - time.monotonic()))  # pacing
+                baseline = steady_state_verdict(load.snapshot(), until=sc.steady_state,
+                                                min_ok=sc.steady_min_ok)
+                say(f"steady state: {baseline.summary}")
+            if baseline is not None and not baseline.ok:
+                load.stop()
+            else:
+                with nemesis:
+                    nemesis.run(sc.schedule, t0=t0, stop=stop)
+                timings["faults_healed_s"] = time.monotonic() - t0
+            code = load.wait(timeout=sc.workload.duration + 60)
+            history = load.history(extra=nemesis_log.ops)
+            operations = sum(1 for inv, _ in history.completions() if inv.is_client)
+            load_stats = {"exit_code": code, "operations": operations,
+                          "ops_per_s": operations / sc.workload.duration,
+                          "cpu_seconds": round(load.cpu_seconds, 2),
+                          "cpu_share": round(load.cpu_share, 3)}
+        timings["traffic_s"] = time.monotonic() - t0
+        keys = sorted({op.key for op in history.client_ops() if op.f == "write"})
+        say(f"final reads of {len(keys)} keys")
+        t = time.monotonic()
+        with kv_factory(sc.workload.client, endpoints.registry,
+                        client_config(sc, endpoints.registry)) as kv:
+            final = final_reads(kv, keys)
+        timings["final_reads_s"] = time.monotonic() - t
     finally:
-        runtime.stop()
-    verdict = compose([availability(history, min_ratio=sc.min_availability),
-                       no_lost_writes(history, final)])
-    return RunResult(sc, seed, history, final, verdict, timings)
+        if not started:
+            runtime.stop()
+    if baseline is not None and not baseline.ok:
+        verdict = Verdict("all", Validity.UNKNOWN, baseline.summary, parts=(baseline,))
+    else:
+        verdict = Compose(sc.resolved_checkers()).check(history, final)
+        if nemesis.errors:  # a fault that could not be injected: nothing was tested
+            verdict = Verdict("all", Validity.combine([verdict.valid, Validity.UNKNOWN]),
+                              f"{verdict.summary}; nemesis errors: {len(nemesis.errors)}",
+                              verdict.evidence, verdict.parts)
+        if baseline is not None:
+            verdict = dataclasses.replace(verdict, parts=(baseline, *verdict.parts))
+    timings["total_s"] = time.monotonic() - began
+    return RunResult(sc, history, final, verdict, timings, str(directory), load_stats,
+                     tuple(nemesis.errors))

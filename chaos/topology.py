@@ -9,13 +9,14 @@ to use for each destination.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Link", "all_links", "links_of_new_node", "link_table"]
+__all__ = ["Link", "Topology", "CLIENT", "REGISTRY", "all_links", "links_of_new_node", "link_table"]
 
 CLIENT = "client"
 REGISTRY = "registry"
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Link:
@@ -36,6 +37,7 @@ class Link:
     def __str__(self) -> str:
         return f"{self.src}->{self.dst}"
 
+
 def all_links(node_ids: Iterable[str]) -> list[Link]:
     """Every directed link of a cluster of ``node_ids`` plus the registry and the client."""
     nodes = list(node_ids)
@@ -45,6 +47,7 @@ def all_links(node_ids: Iterable[str]) -> list[Link]:
         links += [Link(other, node) for other in nodes if other != node]
     return links
 
+
 def links_of_new_node(existing: Iterable[str], new: str) -> list[Link]:
     """The links a node joining ``existing`` adds."""
     old = list(existing)
@@ -53,6 +56,7 @@ def links_of_new_node(existing: Iterable[str], new: str) -> list[Link]:
         links += [Link(node, new), Link(new, node)]
     return links
 
+
 def link_table(addresses: dict[Link, str]) -> dict[str, dict[str, str]]:
     """``{src: {dst: address}}`` for the registry, from each link's proxy address."""
     table: dict[str, dict[str, str]] = {}
@@ -60,4 +64,20 @@ def link_table(addresses: dict[Link, str]) -> dict[str, dict[str, str]]:
         table.setdefault(link.src, {})[link.dst] = address
     return table
 
-AddressOf = Callable[[Link], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The participants of a cluster and its links, known before it starts: what fault plans
+    are computed over."""
+
+    nodes: tuple[str, ...]
+
+    @property
+    def links(self) -> frozenset[Link]:
+        return frozenset(all_links(self.nodes))
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """What can be killed or paused: the nodes and the registry."""
+        return (*self.nodes, REGISTRY)

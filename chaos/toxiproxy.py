@@ -9,7 +9,6 @@ client uses only the documented API, with POST for updates (PATCH only exists fr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,19 +136,20 @@ class Toxiproxy:
         return str(data["version"]) if isinstance(data, dict) else str(data)
 
     def wait_ready(self, deadline_s: float = 10.0, *, interval_s: float = 0.05) -> str:
-        """Poll ``/version`` until the server answers; raise after ``deadline_s`` seconds."""
-        end = time.monotonic() + deadline_s
-        last: Exception | None = None
-        while True:
-            try:
-                return self.version()
-            except ToxiproxyError as exc:
-                last = exc
-            if time.monotonic() >= end:
-                raise ToxiproxyUnreachable(
-                    f"Toxiproxy at {self.url} not ready after {deadline_s:.1f}s (last error: "
-                    f"{last}); check that it started and listens on that address")
-            time.sleep(interval_s)
+        """Poll ``/version`` until the server answers and return it; raise
+        :class:`ToxiproxyUnreachable` after ``deadline_s`` seconds."""
+        from chaos.wait import Strategy, WaitTimeout, wait_for
+
+        answered: list[str] = []
+        answers = Strategy(lambda: bool(answered.append(self.version()) or True),
+                           f"Toxiproxy at {self.url} to answer /version")
+        try:
+            wait_for(answers, timeout=deadline_s, interval=interval_s)
+        except WaitTimeout:
+            raise ToxiproxyUnreachable(
+                f"Toxiproxy at {self.url} not ready after {deadline_s:.1f}s (last error: "
+                f"{answers.last}); check that it started and listens on that address") from None
+        return answered[-1]
 
     def proxies(self) -> dict[str, ProxyInfo]:
         data = self._call("GET", "/proxies")

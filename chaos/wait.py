@@ -2,7 +2,7 @@
 
 A strategy is a callable returning True when satisfied; :func:`wait_for` polls it with a
 short interval and raises :class:`WaitTimeout` saying what it was waiting for and the last
-thing it saw. :func:`all_of` composes strategies.
+thing it saw. :func:`all_of` and :func:`any_of` compose strategies.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import httpx
 
-__all__ = ["WaitTimeout", "wait_for", "http_ok", "all_of"]
+__all__ = ["WaitTimeout", "Strategy", "wait_for", "http_ok", "all_of", "any_of"]
 
 
 class WaitTimeout(TimeoutError):
@@ -20,15 +20,20 @@ class WaitTimeout(TimeoutError):
 
 
 class Strategy:
-    def __init__(self, check: Callable[[], bool], description: str) -> None:
+    """A condition with a description; exceptions while checking count as "not yet" and are
+    remembered in ``last`` for the timeout message."""
+
+    def __init__(self, check: Callable[[], bool], description: str, *,
+                 explain: Callable[[], str] | None = None) -> None:
         self.check = check
         self.description = description
+        self.explain = explain  # what "not yet" means, for composites
         self.last = "never checked"
 
     def __call__(self) -> bool:
         try:
             ok = bool(self.check())
-            self.last = "satisfied" if ok else "not yet"
+            self.last = "satisfied" if ok else (self.explain() if self.explain else "not yet")
             return ok
         except Exception as exc:  # the condition may throw while the service starts
             self.last = f"{type(exc).__name__}: {exc}"
@@ -63,17 +68,35 @@ def http_ok(url: str, *, timeout: float = 1.0) -> Strategy:
     return Strategy(check, f"{url} to answer 200")
 
 
-def all_of(*strategies: Strategy) -> Strategy:
-    pending = list(strategies)
+def _strategy(condition: Callable[[], bool]) -> Strategy:
+    return condition if isinstance(condition, Strategy) else Strategy(
+        condition, getattr(condition, "__name__", "condition"))
+
+
+def all_of(*strategies: Callable[[], bool]) -> Strategy:
+    """Every strategy holds; each is checked until it holds once, in order."""
+    members = [_strategy(s) for s in strategies]
+    pending = list(members)
 
     def check() -> bool:
         while pending:
             if not pending[0]():
                 combined.description = pending[0].description
-                combined.last = pending[0].last
                 return False
             pending.pop(0)
         return True
 
-    combined = Strategy(check, " and ".join(s.description for s in strategies))
+    combined = Strategy(check, " and ".join(m.description for m in members),
+                        explain=lambda: pending[0].last)
     return combined
+
+
+def any_of(*strategies: Callable[[], bool]) -> Strategy:
+    """At least one strategy holds (all are checked on every poll until one does)."""
+    members = [_strategy(s) for s in strategies]
+
+    def check() -> bool:
+        return any([member() for member in members])  # a list: every member is checked
+
+    return Strategy(check, " or ".join(m.description for m in members),
+                    explain=lambda: "; ".join(f"{m.description}: {m.last}" for m in members))

@@ -111,8 +111,12 @@ class SmartClient:
         if members is None:
             return False
         self.registry_reachable = True
+        # as the nodes do: a member missing from the list (a registry that restarted and has
+        # not heard every heartbeat yet) is not a membership change; only "left" removes one
+        left = {m["id"] for m in members if m.get("status") == "left"}
+        known = {n: a for n, a in self.coordinator.addresses.items() if n not in left}
         changed = self.coordinator.update_members(
-            {m["id"]: m["address"] for m in members if m.get("status") != "left"})
+            known | {m["id"]: m["address"] for m in members if m.get("status") != "left"})
         if changed:
             log.info("ring is now %s", sorted(self.coordinator.ring.nodes))
         return True

@@ -86,6 +86,7 @@ class RegistryConfig:
     node_storage: str = "durable"
     request_timeout: float = 1.0
     log_level: str = "info"
+    seed: int | None = None  # the gateway's randomness (retry jitter); None: unseeded
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:
@@ -153,6 +154,7 @@ def _resolve(cls, args: argparse.Namespace, env: Mapping[str, str], **fixed):
 
 def _convert(f, raw: str):
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kind = kind.removesuffix(" | None")  # optional fields (seed) take the same values
     try:
         if kind.startswith("int"):
             return int(raw)
@@ -208,6 +210,8 @@ def parse_registry_args(argv: Sequence[str] | None = None, env: Mapping[str, str
     p.add_argument("--node-storage", dest="node_storage", choices=["durable", "memory"])
     p.add_argument("--request-timeout", dest="request_timeout", type=float)
     p.add_argument("--log-level", dest="log_level")
+    p.add_argument("--seed", type=int,
+                   help="seed of the gateway's randomness (retry jitter); default: unseeded")
     _add_cluster_args(p)
     args = p.parse_args(argv)
     try:

@@ -83,13 +83,20 @@ class ReadResult:
 
 
 class QuorumError(Exception):
-    """Not enough owners answered. ``as_json`` gives the counts for a 503 body."""
+    """Not enough owners answered. ``as_json`` gives the counts for a 503 body.
+
+    ``definite`` is True only when no replica was reached in ANY attempt: none answered,
+    none failed in a way that leaves it possible that it applied the request (a timeout, a
+    reset, a 5xx), none was still being asked. Then the operation certainly did not happen;
+    otherwise it may have (a write that reached one replica in attempt 1 and met open
+    breakers in attempt 2 is not definite). The counts are the last attempt's."""
 
     def __init__(self, op: str, key: str, needed: int, tally: Tally, owners: tuple[str, ...],
-                 attempts: int) -> None:
+                 attempts: int, *, definite: bool = False) -> None:
         self.op, self.key, self.needed, self.owners, self.attempts = op, key, needed, owners, attempts
         self.acks = tuple(tally.ok)
         self.failed = dict(tally.failed)
+        self.definite = definite
         super().__init__(
             f"{op} of {key!r} reached {len(self.acks)} of the {needed} answers it needs "
             f"(owners {', '.join(owners) or 'none'}; failed: {self.failed})"
@@ -100,7 +107,7 @@ class QuorumError(Exception):
             "error": f"quorum not reached: {len(self.acks)} of {self.needed} needed",
             "status": 503, "op": self.op, "key": self.key, "needed": self.needed,
             "acks": len(self.acks), "replicas": list(self.acks), "owners": list(self.owners),
-            "failed": self.failed, "attempts": self.attempts,
+            "failed": self.failed, "attempts": self.attempts, "definite": self.definite,
         }
 
 
@@ -182,7 +189,7 @@ class Coordinator:
             if self.breaker(node).allow():
                 allowed.append(node)
             else:
-                tally.record_fail(node, "circuit open")
+                tally.record_fail(node, "circuit open", definite=True)
         return allowed
 
     async def _fan_out(self, tally: Tally, first: list[str], path: str, body: dict | Raw,
@@ -225,6 +232,7 @@ class Coordinator:
     async def write(self, key: str, value: str, *, rid: str | None = None) -> WriteResult:
         version = self.versions.now()
         delays = self.backoff.delays(self.rng)
+        reached = False  # some replica was (or may have been) reached in some attempt
         for attempt in range(1, self.retries + 2):
             owners = self.ring.preference_list(key, self.quorum.n)
             tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
@@ -233,13 +241,15 @@ class Coordinator:
             body = Raw(orjson.dumps({"key": key, "value": value, "version": version.encode(),
                                      "owners": owners, "hint_for": [o for o in owners if o not in allowed]}))
             tasks = await self._fan_out(tally, allowed, "/internal/write", body, rid)
+            reached = reached or tally.reached or bool(tasks)  # before late answers come
             self._after_write(key, tally, tasks)
             if tally.succeeded:
                 return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
                                    attempt, self.quorum)
             if attempt <= self.retries:
                 await self.sleep(next(delays))
-        raise QuorumError("write", key, self.quorum.w, tally, owners, attempt)
+        raise QuorumError("write", key, self.quorum.w, tally, owners, attempt,
+                          definite=not reached)
 
     def _after_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
         """Let the slower owners finish in the background; once all have answered, leave
@@ -274,6 +284,7 @@ class Coordinator:
     async def read(self, key: str, *, rid: str | None = None) -> ReadResult:
         delays = self.backoff.delays(self.rng)
         body = {"key": key}
+        reached = False
         for attempt in range(1, self.retries + 2):
             owners = self.ring.preference_list(key, self.quorum.n)
             tally = Tally(needed=self.quorum.r, total=max(len(owners), 1))
@@ -284,6 +295,7 @@ class Coordinator:
             else:
                 first, hedge = self._allowed(owners, tally), []
             tasks = await self._fan_out(tally, first, "/internal/read", body, rid, hedge=hedge)
+            reached = reached or tally.reached or bool(tasks)
             if tally.succeeded:
                 records = {n: _record(key, b) for n, b in tally.ok.items()}
                 newest = max((r for r in records.values() if r is not None),
@@ -297,7 +309,8 @@ class Coordinator:
                                   tuple(stale), attempt, self.quorum)
             if attempt <= self.retries:
                 await self.sleep(next(delays))
-        raise QuorumError("read", key, self.quorum.r, tally, owners, attempt)
+        raise QuorumError("read", key, self.quorum.r, tally, owners, attempt,
+                          definite=not reached)
 
     async def _repair(self, newest: Record, stale: list[str], late: dict[asyncio.Task, str],
                       owners: tuple[str, ...]) -> None:
@@ -331,7 +344,7 @@ def _settle(task: asyncio.Task, node: str, tally: Tally) -> None:
     if exc is None:
         tally.record_ok(node, task.result())
     elif isinstance(exc, TransportError):
-        tally.record_fail(node, exc.reason)
+        tally.record_fail(node, exc.reason, definite=exc.definite)
     else:
         log.error("unexpected error from %s: %r", node, exc)
         tally.record_fail(node, f"{type(exc).__name__}: {exc}")

@@ -41,6 +41,7 @@ class Tally:
     total: int
     ok: dict[str, Any] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    doubtful: set[str] = field(default_factory=set)  # failed, but may have applied it
 
     def __post_init__(self) -> None:
         if self.needed < 1:
@@ -48,11 +49,23 @@ class Tally:
 
     def record_ok(self, node: str, payload: Any = None) -> None:
         self.failed.pop(node, None)
+        self.doubtful.discard(node)
         self.ok[node] = payload
 
-    def record_fail(self, node: str, reason: str) -> None:
+    def record_fail(self, node: str, reason: str, *, definite: bool = False) -> None:
+        """``definite``: the replica certainly did not apply the request (it was never
+        sent, or was refused); by default a failure is doubtful (a timeout may have applied)."""
         if node not in self.ok:
             self.failed[node] = reason
+            if definite:
+                self.doubtful.discard(node)
+            else:
+                self.doubtful.add(node)
+
+    @property
+    def reached(self) -> bool:
+        """Some replica answered, or may have applied the request (a doubtful failure)."""
+        return bool(self.ok or self.doubtful)
 
     @property
     def pending(self) -> int:

@@ -156,7 +156,9 @@ class Link:
 
     def _write(self, data: bytes) -> None:
         transport = self.dst.transport
-        if transport is None:  # upstream still connecting: keep it, bounded
+        # upstream still connecting, or open but what came before not yet flushed by
+        # connected(): keep it (bounded), so nothing overtakes the buffered bytes
+        if transport is None or self._early:
             self._early.append(data)
             if sum(len(d) for d in self._early) > PENDING_HIGH:
                 self.hold("connecting")
@@ -219,7 +221,7 @@ class Link:
 
     def _send_eof(self) -> None:
         transport = self.dst.transport
-        if transport is None:  # upstream still connecting: send the EOF once connected
+        if transport is None or self._early:  # not connected() yet: the EOF goes after the rest
             self._early.append(EOF)
             return
         if not transport.is_closing():

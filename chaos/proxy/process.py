@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from chaos.toxiproxy import Toxiproxy, ToxiproxyError
+from chaos.wait import WaitTimeout, wait_for
+from system.launch import free_port
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the server may still lose a race for it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+__all__ = ["ProxyServerProcess", "ProxyServerError", "free_port"]
 
 
 class ProxyServerError(RuntimeError):
@@ -86,21 +81,24 @@ class ProxyServerProcess:
         self.proc = subprocess.Popen(self.command(), stdout=self._log_file,
                                      stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
-        end = time.monotonic() + self.ready_timeout
+        def ready() -> bool:
+            try:
+                probe.version()
+                return True
+            except ToxiproxyError:
+                return False
+
+        def exited() -> str | None:
+            if self.proc.poll() is None:
+                return None
+            return f"chaos.proxy exited with {self.proc.returncode}:\n{self.output()}"
+
         with self.client(timeout=1.0) as probe:
-            while True:
-                if self.proc.poll() is not None:
-                    raise ProxyServerError(f"chaos.proxy exited with {self.proc.returncode} "
-                                           f"before it was ready:\n{self.output()}")
-                try:
-                    probe.version()
-                    return
-                except ToxiproxyError:
-                    pass
-                if time.monotonic() >= end:
-                    raise ProxyServerError(f"chaos.proxy not ready on {self.url} after "
-                                           f"{self.ready_timeout:.1f}s:\n{self.output()}")
-                time.sleep(0.02)
+            try:
+                wait_for(ready, timeout=self.ready_timeout, interval=0.02, abort=exited,
+                         description=f"chaos.proxy on {self.url}")
+            except WaitTimeout as exc:
+                raise ProxyServerError(f"{exc}\n{self.output()}") from None
 
     def output(self) -> str:
         """What the server wrote so far (stdout and stderr)."""

@@ -1,0 +1,106 @@
+"""Where a cluster runs: local processes or Docker containers, behind one protocol.
+
+    from chaos.runtime import open_runtime
+    rt = open_runtime("auto", ClusterSpec(seed=7))
+    endpoints = rt.start()
+    ...
+    rt.stop()
+
+``open_runtime`` checks the combination before anything starts and raises
+:class:`RuntimeUnavailable` (one line: why, and what to do) when it cannot work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from chaos.runtime.base import (
+    Cluster,
+    ClusterSpec,
+    Endpoints,
+    Killable,
+    Meshed,
+    Pausable,
+    Runtime,
+    Scalable,
+)
+
+__all__ = ["open_runtime", "image_available", "RuntimeUnavailable", "RUNTIME_KINDS",
+           "ClusterSpec", "Endpoints", "Cluster", "Killable", "Pausable", "Meshed", "Scalable",
+           "Runtime"]
+
+log = logging.getLogger("chaoslab.runtime")
+
+RUNTIME_KINDS = ("auto", "local", "docker")
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime asked for cannot run here; the message says why and what to do."""
+
+
+def image_available() -> str | None:
+    """None when the Docker runtime can run here (an engine answers and the chaoslab image is
+    built or can be built), else the reason in one line."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is missing: pip install -e '.[harness]'"
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+    except Exception as exc:  # DockerException, or a requests error (an OSError)
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return f"no Docker engine answers ({first}); start dockerd or set DOCKER_HOST"
+    try:
+        from chaos.runtime.images import unavailable_reason
+
+        return unavailable_reason(client=client)
+    finally:
+        client.close()
+
+
+def open_runtime(kind: Literal["auto", "local", "docker"], spec: ClusterSpec, *,
+                 toxiproxy_url: str | None = None, labels: dict[str, str] | None = None,
+                 workdir: str | None = None, registry_port: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> Runtime:
+    """A runtime for ``spec``, not started.
+
+    ``kind``: ``"local"`` (processes on this host), ``"docker"`` (containers), or ``"auto"``:
+    Docker when an engine answers and the image can be had, else local (logged, with why).
+    ``toxiproxy_url`` (local only): put the links on that server instead of starting one.
+    ``workdir`` (local only; Docker ignores it): logs and data. ``registry_port`` (local
+    only). ``labels`` (Docker only; local ignores them): added to every container, network
+    and volume. ``progress`` hears one line per start step (and image build step)."""
+    if kind not in RUNTIME_KINDS:
+        raise RuntimeUnavailable(f"unknown runtime {kind!r}: choose one of "
+                                 f"{', '.join(RUNTIME_KINDS)}")
+    local_only = [flag for flag, given in (("toxiproxy_url", toxiproxy_url),
+                                           ("registry_port", registry_port)) if given]
+    if kind == "docker" and local_only:
+        raise RuntimeUnavailable(f"{' and '.join(local_only)} only work with the local "
+                                 "runtime (the docker runtime runs its own proxy and "
+                                 "publishes random ports): drop them, or use --runtime local")
+    if kind == "auto":
+        why = (f"{' and '.join(local_only)} given" if local_only else image_available())
+        if why is None:
+            return _docker(spec, labels, progress)
+        log.info("runtime auto: local processes, not docker (%s)", why)
+    elif kind == "docker":
+        why = image_available()
+        if why is not None:
+            raise RuntimeUnavailable(f"the docker runtime cannot run here: {why}; or use "
+                                     "--runtime local")
+        return _docker(spec, labels, progress)
+    from chaos.runtime.local import LocalRuntime
+
+    return LocalRuntime(spec, workdir=workdir, registry_port=registry_port,
+                        toxiproxy_url=toxiproxy_url, progress=progress)
+
+
+def _docker(spec: ClusterSpec, labels: dict[str, str] | None,
+            progress: Callable[[str], None] | None) -> Runtime:
+    from chaos.runtime.docker import DockerRuntime
+
+    return DockerRuntime(spec, labels=labels, progress=progress)

@@ -1,7 +1,9 @@
 """The runtime protocol: how the harness starts a cluster and breaks its processes.
 
 Two backends implement it: :mod:`chaos.runtime.local` (processes on this host) and
-:mod:`chaos.runtime.docker` (containers). Network faults are not the runtime's job: they go
+:mod:`chaos.runtime.docker` (containers), on a shared base (:mod:`chaos.runtime.meshed`);
+:func:`chaos.runtime.open_runtime` picks one. The services' command lines are
+:mod:`system.launch`'s. Network faults are not the runtime's job: they go
 through the link mesh of fault proxies (:mod:`chaos.topology`), the same on both.
 """
 
@@ -10,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from chaos.runtime.mesh import LinkProxies
 from system.config import ClusterSettings
 
-__all__ = ["ClusterSpec", "Endpoints", "Runtime"]
+__all__ = ["ClusterSpec", "Endpoints", "Cluster", "Killable", "Pausable", "Meshed", "Scalable",
+           "Runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +36,6 @@ class ClusterSpec:
     def node_ids(self) -> list[str]:
         return [f"node-{i}" for i in range(1, self.nodes + 1)]
 
-    def cluster_args(self) -> list[str]:
-        s = self.settings
-        return [f"--n={s.n}", f"--w={s.w}", f"--r={s.r}", f"--vnodes={s.vnodes}",
-                f"--versions={s.versions}", f"--heartbeat-interval={s.heartbeat_interval}",
-                f"--suspect-after={s.suspect_after}", f"--dead-after={s.dead_after}"]
-
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
@@ -55,43 +53,71 @@ class Endpoints:
 
 
 @runtime_checkable
-class Runtime(Protocol):
+class Cluster(Protocol):
+    """What every runtime does: start, stop and say where things are. Abilities beyond
+    that (:class:`Killable`, :class:`Pausable`, :class:`Meshed`, :class:`Scalable`) are
+    separate protocols, so a fault asks only for what it uses."""
+
     name: str
     spec: ClusterSpec
 
     def start(self) -> Endpoints: ...
 
     def stop(self) -> None:
-        """Stop everything this runtime started and remove what it created. Idempotent."""
+        """Stop everything this runtime started and remove what it created (also its proxies
+        on an external Toxiproxy). Idempotent."""
 
     def endpoints(self) -> Endpoints: ...
 
-    def kill(self, node_id: str) -> None:
-        """SIGKILL a node (or the registry, as ``"registry"``)."""
-
-    def stop_node(self, node_id: str) -> None:
-        """Graceful stop (SIGTERM): the node deregisters."""
-
-    def pause(self, node_id: str) -> None: ...
-
-    def resume(self, node_id: str) -> None: ...
-
-    def restart(self, node_id: str) -> None:
-        """Start a stopped or killed node again on the same data, and wait until it is ready."""
-
-    def add_node(self) -> str:
-        """Start one more node, with its links, and wait until it is ready; returns its id."""
-
     def node_ids(self) -> list[str]: ...
 
-    def is_running(self, name: str) -> bool:
-        """Whether the service's process or container is running (paused counts)."""
+    def node_url(self, node_id: str) -> str:
+        """The URL the host uses to reach a node directly (not through the mesh)."""
 
     def service_log(self, name: str) -> str:
         """Everything the service has logged so far."""
 
-    def link_names(self) -> list[str]:
-        """The proxy names (``src__dst``) of the link mesh; empty without a mesh."""
 
-    def node_url(self, node_id: str) -> str:
-        """The URL the host uses to reach a node directly (not through the mesh)."""
+@runtime_checkable
+class Killable(Protocol):
+    """Services (nodes, or ``"registry"``) can be killed, stopped and brought back."""
+
+    def kill(self, node_id: str) -> None:
+        """SIGKILL (a paused service is killed too)."""
+
+    def stop_node(self, node_id: str) -> None:
+        """Graceful stop (SIGTERM): a node deregisters."""
+
+    def restart(self, node_id: str) -> None:
+        """Start a stopped or killed service again on the same data, and wait until it is
+        ready; a running one is stopped first."""
+
+    def is_running(self, name: str) -> bool:
+        """Whether the service's process or container is running (paused counts)."""
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    def pause(self, node_id: str) -> None:
+        """Freeze (SIGSTOP, docker pause): connections stay open, nothing is answered."""
+
+    def resume(self, node_id: str) -> None:
+        """Unfreeze; a service that is not paused is left alone."""
+
+
+@runtime_checkable
+class Meshed(Protocol):
+    """Every link of the cluster goes through its own proxy (``None`` without a mesh)."""
+
+    proxies: LinkProxies | None
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    def add_node(self, node_id: str | None = None) -> str:
+        """Start one more node, with its links, and wait until it is ready; returns its id."""
+
+
+@runtime_checkable
+class Runtime(Cluster, Killable, Pausable, Meshed, Scalable, Protocol):
+    """Both built-in runtimes (local processes and Docker) have every ability."""

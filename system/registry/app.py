@@ -1,7 +1,10 @@
 """The registry's HTTP API.
 
 Membership: ``POST /heartbeat``, ``POST /deregister``, ``GET /nodes``, ``GET /cluster-status``.
-Gateway: ``POST /data`` (quorum write), ``GET /data/{key}`` (quorum read with read repair).
+Gateway: ``POST /data`` (quorum write), ``GET /data/{key}`` (quorum read with read repair); while
+the ring has fewer nodes than the quorum, both answer 503 at once saying what is missing.
+Probes: ``GET /health`` (the process answers), ``GET /ready`` (the gateway can serve: enough
+nodes are alive on the ring for a write and a read quorum; 503 naming what is missing).
 Admin (``Authorization: Bearer <token>``; disabled without a configured token):
 ``POST /kill/{node_id}``, ``POST /scale-up``, ``GET /graduate``, ``PUT /admin/links``,
 ``GET /admin/launches``, ``POST /admin/launches/{id}``, ``POST /admin/adopt``.
@@ -32,6 +35,7 @@ from system.http import (
     EXCEPTION_HANDLERS,
     FastRoutes,
     RequestIdMiddleware,
+    error_response,
     json_response,
     read_json,
 )
@@ -70,15 +74,12 @@ class Registry:
             quorum=c.quorum, transport=transport or PooledTransport(),
             versions=make_version_source(c.versions, f"gateway@{config.advertise}"),
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
-            rng=random.Random(), vnodes=c.vnodes,
+            rng=random.Random(config.seed), vnodes=c.vnodes,
             breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
         if config.launcher == "local":
-            extra = [f"--{k}={v}" for k, v in (("n", c.n), ("w", c.w), ("r", c.r),
-                     ("vnodes", c.vnodes), ("versions", c.versions),
-                     ("heartbeat-interval", c.heartbeat_interval))]
             self.launcher = LocalProcessLauncher(
                 registry_url=f"http://{config.advertise}", data_root=config.node_data_root,
-                storage=config.node_storage, extra_args=extra)
+                storage=config.node_storage, settings=c)
         elif config.launcher == "delegated":
             self.launcher = DelegatedLauncher()
         else:
@@ -123,6 +124,40 @@ class Registry:
         if result.failed:
             self.graduation.record("read_failover", key=result.key, failed=result.failed,
                                    answered=list(result.answered))
+
+    def readiness(self) -> dict:
+        """Whether the gateway can serve quorum writes and reads: at least max(W, R) ring
+        members alive. ``missing`` says what it still waits for."""
+        c = self.config.cluster
+        needed = max(c.w, c.r)
+        ring = self.membership.ring_members()
+        alive = [m.id for m in ring if m.status == "alive"]
+        out = {"ready": len(alive) >= needed, "service": "registry", "alive": alive,
+               "ring": [m.id for m in ring], "needed": needed,
+               "quorum": {"n": c.n, "w": c.w, "r": c.r}}
+        if not out["ready"]:
+            out["missing"] = (f"{needed - len(alive)} more alive node(s): quorum operations "
+                              f"need max(W={c.w}, R={c.r}) = {needed} alive owners and "
+                              f"{len(alive)} of the ring's {len(ring)} node(s) are alive")
+        return out
+
+    def unplaceable(self, op: str, key: str) -> dict | None:
+        """The 503 body for ``op`` (write or read) of ``key`` when the ring has fewer nodes
+        than its quorum, so no owner set can answer; None when the coordinator can try. The
+        body has the shape of a quorum error's and is definite (no replica was asked)."""
+        c = self.config.cluster
+        needed, name = (c.w, "W") if op == "write" else (c.r, "R")
+        nodes = sorted(self.ring().nodes)
+        if len(nodes) >= needed:
+            return None
+        return {
+            "error": f"cannot place the {op}: the ring has {len(nodes)} node(s) "
+                     f"({', '.join(nodes) or 'none'}) and a {op} needs {name}={needed} owners; "
+                     f"waiting for {needed - len(nodes)} more node(s) to join (see GET /ready)",
+            "status": 503, "op": op, "key": key, "needed": needed, "acks": 0, "replicas": [],
+            "owners": nodes, "failed": {}, "attempts": 0, "definite": True,
+            "missing": needed - len(nodes),
+        }
 
     def status(self) -> dict:
         c = self.config.cluster
@@ -212,6 +247,9 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
     # ---- gateway: the data path, served by FastRoutes ----
     async def put_data(body: dict, scope):
         key, value = check_key(body.get("key")), check_value(body.get("value"))
+        refusal = reg.unplaceable("write", key)
+        if refusal is not None:
+            return 503, refusal
         try:
             result = await reg.gateway.write(key, value, rid=scope.get("request_id"))
         except QuorumError as exc:
@@ -221,6 +259,9 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
 
     async def get_data(key: str, scope):
         key = check_key(key)
+        refusal = reg.unplaceable("read", key)
+        if refusal is not None:
+            return 503, refusal
         try:
             result = await reg.gateway.read(key, rid=scope.get("request_id"))
         except QuorumError as exc:
@@ -299,6 +340,12 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
     async def health(request: Request):
         return json_response({"status": "ok", "service": "registry"})
 
+    async def ready(request: Request):
+        state = reg.readiness()
+        if state["ready"]:
+            return json_response(state)
+        return error_response(503, f"not ready: {state['missing']}", **state)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
@@ -310,7 +357,7 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
 
     app = Starlette(
         routes=[
-            Route("/health", health), Route("/ready", health),
+            Route("/health", health), Route("/ready", ready),
             Route("/heartbeat", heartbeat, methods=["POST"]),
             Route("/deregister", deregister, methods=["POST"]),
             Route("/nodes", nodes), Route("/cluster-status", cluster_status),

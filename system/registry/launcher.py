@@ -14,13 +14,13 @@ import contextlib
 import itertools
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from system.config import ClusterSettings
+from system.launch import free_port, node_argv
 from system.validation import BadRequest
 
 __all__ = ["Launcher", "LocalProcessLauncher", "DelegatedLauncher", "NoLauncher", "LaunchRequest"]
@@ -69,29 +69,24 @@ class NoLauncher:
         return None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 class LocalProcessLauncher:
     """Starts ``python -m system.node`` children on 127.0.0.1."""
 
     name = "local"
 
-    def __init__(self, *, registry_url: str, data_root: str, storage: str, extra_args: list[str]) -> None:
+    def __init__(self, *, registry_url: str, data_root: str, storage: str,
+                 settings: ClusterSettings) -> None:
+        """``settings`` are the cluster's: the nodes get all of them."""
         self.registry_url = registry_url
         self.data_root = data_root
         self.storage = storage
-        self.extra_args = extra_args
+        self.settings = settings
         self.procs: dict[str, subprocess.Popen] = {}
 
     async def launch(self, node_id: str) -> dict:
         port = free_port()
-        cmd = [sys.executable, "-m", "system.node", "--id", node_id, "--port", str(port),
-               "--registry", self.registry_url, "--data-dir", os.path.join(self.data_root, node_id),
-               "--storage", self.storage, *self.extra_args]
+        cmd = node_argv(self.settings, node_id=node_id, port=port, registry=self.registry_url,
+                        data_dir=os.path.join(self.data_root, node_id), storage=self.storage)
         self.procs[node_id] = subprocess.Popen(cmd, start_new_session=True)
         return {"id": node_id, "address": f"127.0.0.1:{port}", "pid": self.procs[node_id].pid,
                 "state": "started"}

@@ -34,7 +34,7 @@ pytestmark = [
 def test_compose_stack_serves_writes_and_reads_through_the_proxy():
     if not all(_port_free(p) for p in (8474, 29000, 29001, 29002, 29003)):
         pytest.skip("the compose ports (8474, 29000-29003) are in use on 127.0.0.1")
-    from chaos.images import ensure_image
+    from chaos.runtime.images import ensure_image
 
     ensure_image()  # tags chaoslab:latest, which the compose file runs
     project = ["-p", f"chaoslabtest{uuid.uuid4().hex[:6]}"]
@@ -46,9 +46,13 @@ def test_compose_stack_serves_writes_and_reads_through_the_proxy():
             out = subprocess.run([*COMPOSE, *project, "ps"], capture_output=True, text=True).stdout
             return out.count("(healthy)") == 5
         wait_for(healthy, timeout=90, interval=0.5, description="5 healthy services")
+        # healthy means ready: the first write through the client's proxy is placed
         r = httpx.post("http://127.0.0.1:29000/data", json={"key": "k", "value": "v"}, timeout=5)
-        assert r.status_code == 200 and r.json()["acks"] >= 2
-        assert httpx.get("http://127.0.0.1:29000/data/k", timeout=5).json()["value"] == "v"
-        assert httpx.get("http://127.0.0.1:8474/proxies", timeout=5).json()["client__node-1"]
+        assert r.status_code == 200, r.text
+        assert r.json()["acks"] >= 2, r.text
+        r = httpx.get("http://127.0.0.1:29000/data/k", timeout=5)
+        assert r.status_code == 200 and r.json()["value"] == "v", r.text
+        r = httpx.get("http://127.0.0.1:8474/proxies", timeout=5)
+        assert r.status_code == 200 and r.json()["client__node-1"], r.text
     finally:
         subprocess.run([*COMPOSE, *project, "down", "-v"], capture_output=True, timeout=120)

@@ -1,4 +1,5 @@
-"""Container-only checks of the Docker runtime."""
+"""Container-only checks of the Docker runtime (containers, network and waits on
+testcontainers; cleanup by label, without Ryuk)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ pytestmark = [pytest.mark.docker,
               pytest.mark.skipif(not engine_answers(), reason="no Docker engine answers")]
 
 
-def runtime(spec: ClusterSpec, **kw) -> DockerRuntime:
-    from tests.conftest import SESSION, SESSION_LABEL
+@pytest.fixture(scope="module")
+def session_labels(request) -> dict[str, str]:
+    from chaos.pytest_plugin import SESSION_LABEL
 
-    return DockerRuntime(spec, labels={SESSION_LABEL: SESSION}, **kw)
+    return {SESSION_LABEL: request.config.chaos_session}
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    rt = runtime(ClusterSpec())
+def cluster(session_labels):
+    rt = DockerRuntime(ClusterSpec(), labels=session_labels)
     try:
         rt.start()
         yield rt
@@ -62,8 +64,9 @@ def test_pause_freezes_a_node_and_the_client_fails_over(cluster):
         try:
             import docker
 
-            status = docker.from_env().containers.get(cluster.containers["node-2"].id).status
-            assert status == "paused"
+            node = cluster.containers["node-2"].get_wrapped_container()
+            assert docker.from_env().containers.get(node.id).status == "paused"
+            assert cluster.is_running("node-2")
             with pytest.raises(httpx.TimeoutException):
                 httpx.get(f"{cluster.node_url('node-2')}/health", timeout=0.5)
             for i in range(30):  # every write succeeds through the other owners
@@ -76,11 +79,36 @@ def test_pause_freezes_a_node_and_the_client_fails_over(cluster):
         httpx.get(f"{cluster.node_url('node-2')}/health", timeout=2).raise_for_status()
 
 
-def test_a_failed_start_leaves_nothing_behind():
+def test_kill_restart_and_resume_are_safe_to_repeat(cluster):
+    cluster.resume("node-3")  # not paused: nothing happens
+    cluster.kill("node-3")
+    assert not cluster.is_running("node-3")
+    cluster.kill("node-3")  # already dead: nothing happens
+    old_port = cluster.host_ports["node-3"]
+    cluster.restart("node-3")  # on the same volume; it may come back on another host port
+    assert cluster.is_running("node-3")
+    httpx.get(f"{cluster.node_url('node-3')}/health", timeout=2).raise_for_status()
+    assert isinstance(old_port, int)
+
+
+def test_containers_carry_the_run_and_session_labels(cluster, session_labels):
     import docker
 
-    rt = runtime(ClusterSpec(storage="tape"), ready_timeout=20)  # the nodes refuse "tape"
-    with pytest.raises(WaitTimeout):
+    flt = {"label": [f"{LABEL}={cluster.run_id}",
+                     *(f"{k}={v}" for k, v in session_labels.items())]}
+    client = docker.from_env()
+    names = {c.name.removeprefix(f"{cluster.prefix}-")
+             for c in client.containers.list(all=True, filters=flt)}
+    assert names == {"proxy", "registry", *cluster.node_ids()}
+    assert [n.name for n in client.networks.list(filters=flt)] == [f"{cluster.prefix}-net"]
+
+
+def test_a_failed_start_leaves_nothing_behind(session_labels):
+    import docker
+
+    rt = DockerRuntime(ClusterSpec(storage="tape"), ready_timeout=20,  # nodes refuse "tape"
+                       labels=session_labels)
+    with pytest.raises(WaitTimeout, match="exited"):  # at once, not after the timeout
         rt.start()
     client = docker.from_env()
     flt = {"label": f"{LABEL}={rt.run_id}"}

@@ -1,4 +1,4 @@
-"""The chaoslab image (chaos/images.py, compose/Dockerfile): built offline, tagged by content,
+"""The chaoslab image (chaos/runtime/images.py, compose/Dockerfile): built offline, tagged by content,
 reused without a build, dependencies importable, non-root, healthcheck one-liner works."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import images
+from chaos.runtime import images
 from chaos.wait import wait_for
 
 docker = pytest.importorskip("docker", reason="the docker SDK (chaoslab[harness]) is missing")

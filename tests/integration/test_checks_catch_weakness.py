@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checkers import no_lost_writes
+from chaos.checkers import NoLostWrites
 from chaos.history import History
 from chaos.runtime.base import ClusterSpec
 
@@ -29,5 +29,5 @@ def test_no_lost_writes_after_every_node_crashes(make_cluster, storage, expected
         for node in rt.node_ids():
             rt.restart(node)
         final = {f"c{i}": c.get(f"c{i}").value for i in range(40)}
-    verdict = no_lost_writes(history, final)
+    verdict = NoLostWrites().check(history, final)
     assert verdict.valid == expected, verdict.summary

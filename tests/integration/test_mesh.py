@@ -1,4 +1,6 @@
-"""Network faults through the link mesh: the same on the local and the Docker runtime."""
+"""The link mesh of a runtime (``rt.proxies``): every link has its own proxy, and cutting or
+slowing links acts on the cluster the same way on the local and the Docker runtime. (The
+fault values built on it, chaos.faults.network, are tested in tests/unit/test_faults.py.)"""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from chaos.faults import SlowLinks, isolate
 from chaos.runtime.base import ClusterSpec
+from chaos.topology import Link
 from chaos.wait import wait_for
 from system.config import ClusterSettings
 
@@ -25,27 +27,30 @@ def _status(rt) -> dict[str, str]:
 
 def test_every_link_has_its_own_proxy(make_cluster):
     rt = make_cluster()
-    names = set(rt.link_names())
+    names = {link.name for link in rt.proxies.links()}
     assert "client__registry" in names
     for n in rt.node_ids():
         assert {f"client__{n}", f"registry__{n}", f"{n}__registry"} <= names
         assert all(f"{m}__{n}" in names for m in rt.node_ids() if m != n)
-    assert set(rt.toxiproxy.proxies()) == names
+    assert set(rt.proxies.toxiproxy.proxies()) == names
     assert len(names) == 1 + 3 * 3 + 3 * 2
 
 
 def test_isolated_node_is_routed_around_then_catches_up(make_cluster):
     rt = make_cluster()
     with client_for(rt) as c:
-        fault = isolate("node-3", rt)
+        cut = frozenset(link for link in rt.proxies.links() if "node-3" in (link.src, link.dst))
         written = {}
-        with fault.active(rt):
+        rt.proxies.disable(cut)
+        try:
             for i in range(100):  # no request may fail while node-3 is cut off
                 c.put(f"p{i}", f"v{i}")
                 written[f"p{i}"] = f"v{i}"
             wait_for(lambda: _status(rt)["node-3"] in ("suspect", "dead"), timeout=15,
                      description="the registry to stop hearing node-3")
             assert node_stats(rt, "node-3")["keys"] < 100  # it really was cut off
+        finally:
+            rt.proxies.enable(cut)
         wait_for(lambda: _status(rt)["node-3"] == "alive", timeout=15,
                  description="node-3 alive again after the heal")
         wait_node_has(rt, "node-3", written)  # hints delivered through the healed links
@@ -58,12 +63,16 @@ def test_write_does_not_wait_for_a_slow_owner_unless_w_needs_it(make_cluster, w,
     rt = make_cluster(ClusterSpec(settings=settings))
     with client_for(rt, request_timeout=2.0) as c:
         c.put("warm", "up")
-        with SlowLinks(("client__node-1",), latency_ms=300).active(rt):
+        slow = {Link("client", "node-1")}
+        rt.proxies.add_toxic(slow, "latency", name="slow", latency=300)
+        try:
             took = []
             for i in range(15):
                 t = time.perf_counter()
                 c.put(f"s{i}", "v")
                 took.append(time.perf_counter() - t)
+        finally:
+            rt.proxies.remove_toxic(slow, "slow")
         median = statistics.median(took)
         if fast:
             assert median < 0.15, f"W=2 waited for the slow owner: median {median:.3f}s"

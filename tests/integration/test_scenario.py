@@ -1,32 +1,36 @@
-"""The main job's scenario end to end: a verdict that passes the default cluster and fails a
-configuration that cannot survive the fault (W=3 with one owner killed)."""
+"""A scenario end to end through the pytest plugin: its artifacts (the whole value in
+verdict.json, the merged history, JUnit, Locust's files) and its replay from them."""
 
 from __future__ import annotations
 
+import json
+from xml.etree import ElementTree
+
 import pytest
 
-from chaos.report import write_report
-from chaos.runtime.base import ClusterSpec
-from chaos.scenario import Scenario, Workload, run_scenario
-from system.config import ClientConfig, ClusterSettings
-
-from ..conftest import new_runtime
+from chaos.catalog import SCENARIOS
+from chaos.history import NEMESIS
+from chaos.scenario import Scenario
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("w,expected", [(2, "valid"), (3, "invalid")])
-def test_kill_scenario_verdict(request, tmp_path, seed, w, expected):
-    settings = ClusterSettings(w=w, r=2, heartbeat_interval=0.5)
-    spec = ClusterSpec(settings=settings, seed=seed)
-    sc = Scenario(cluster=spec, workload=Workload(concurrency=4, duration=5.0),
-                  fault_at=1.0, heal_at=3.0,
-                  client=ClientConfig(cluster=settings, request_timeout=0.5, retries=2))
-    rt = new_runtime(request.config.getoption("--runtime"), spec, str(tmp_path / "c"))
-    result = run_scenario(sc, rt, seed=seed)
-    assert result.verdict.valid == expected, result.verdict.summary
-    paths = write_report(result, str(tmp_path / "report"))
-    assert f'"verdict":"{expected}"' in open(paths["verdict.json"]).read().replace(" ", "")
-    assert "<testsuite" in open(paths["junit.xml"]).read()
-    kinds = {op.f for op in result.history.ops if op.process == "nemesis"}
-    assert kinds == {"kill", "heal"}
+def test_a_run_writes_its_artifacts_and_replays_from_them(chaos_run, chaos_artifacts, seed):
+    result = chaos_run(SCENARIOS["kill-one"].with_duration(6))
+    assert result.valid, result.explain()
+    assert result.seed == seed  # the test's one seed
+    for name in ("verdict.json", "history.jsonl", "junit.xml", "report.html",
+                 "locust_stats.csv", "locust.html"):
+        assert (chaos_artifacts / name).stat().st_size > 0, name
+    recorded = json.loads((chaos_artifacts / "verdict.json").read_text())
+    assert Scenario.from_json(recorded["scenario"]) == result.scenario
+    assert recorded["verdict"] == "valid" and f"--chaos-seed {seed}" in recorded["replay"]
+    cases = ElementTree.parse(chaos_artifacts / "junit.xml").getroot().findall("testcase")
+    assert [c.get("name") for c in cases] == ["steady-state", "availability", "durability",
+                                              "scenario"]
+    ops = result.history.ops
+    processes = {op.process for op in ops}
+    assert NEMESIS in processes and len(processes) > 2  # every user its own process name
+    assert [w.fault for w in result.history.fault_windows()] == ["kill"]
+    assert ops == sorted(ops, key=lambda op: op.time)  # one time axis
+    assert result.load["operations"] > 100 and result.load["exit_code"] in (0, 1)

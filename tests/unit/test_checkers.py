@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checkers import ReadYourWrites, availability, compose, no_lost_writes
+from chaos.checkers import (
+    CHECKERS,
+    Availability,
+    NoLostWrites,
+    ReadYourWrites,
+    Validity,
+    Verdict,
+    compose,
+    make_checker,
+)
 from chaos.history import History
 
 pytestmark = pytest.mark.unit
@@ -17,6 +26,24 @@ class Ticks:
     def __call__(self) -> float:
         self.t += 1.0
         return self.t
+
+
+def availability(h: History, **kw) -> Verdict:
+    return Availability(**kw).check(h, {})
+
+
+def no_lost_writes(h: History, final: dict) -> Verdict:
+    return NoLostWrites().check(h, final)
+
+
+class Fixed:
+    """A checker that answers what it is told (for compose)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.name, self.verdict = verdict.name, verdict
+
+    def check(self, history, final):
+        return self.verdict
 
 
 def history() -> History:
@@ -75,9 +102,49 @@ def test_unreadable_keys_make_the_verdict_unknown_and_compose_takes_the_worst():
     op(h, "w0", "write", "k", "v")
     unknown = no_lost_writes(h, {})
     assert unknown.valid == "unknown"
-    assert compose([availability(h), unknown]).valid == "unknown"
-    assert compose([availability(h), no_lost_writes(h, {"k": "x"}), unknown]).valid == "invalid"
-    assert compose([availability(h), no_lost_writes(h, {"k": "v"})]).valid == "valid"
+    ok = Fixed(availability(h))
+
+    def composed(*verdicts):
+        return compose(*(Fixed(v) for v in verdicts)).check(h, {})
+
+    assert composed(ok.verdict, unknown).valid is Validity.UNKNOWN
+    assert composed(ok.verdict, no_lost_writes(h, {"k": "x"}), unknown).valid == "invalid"
+    both = compose(Availability(), NoLostWrites()).check(h, {"k": "v"})
+    assert both.valid is Validity.VALID and [p.name for p in both.parts] == [
+        "availability", "durability"]
+
+
+def test_a_crashing_checker_is_unknown_not_a_crash():
+    class Broken:
+        name = "broken"
+
+        def check(self, history, final):
+            raise ZeroDivisionError
+
+    verdict = compose(Broken(), Availability()).check(history(), {})
+    assert verdict.valid is Validity.UNKNOWN and "checker crashed" in verdict.parts[0].summary
+
+
+def test_availability_during_fault_windows_only():
+    h = history()
+    op(h, "w0", "write", "k", "1")  # healthy, ok
+    h.add("nemesis", "invoke", "kill", "node-1", {"step": 0, "phase": "apply"})
+    h.add("nemesis", "ok", "kill", "node-1", {"step": 0, "phase": "apply"})
+    op(h, "w0", "write", "k", "2", "fail")  # inside the window
+    h.add("nemesis", "invoke", "kill", "node-1", {"step": 0, "phase": "heal"})
+    h.add("nemesis", "ok", "kill", "node-1", {"step": 0, "phase": "heal"})
+    op(h, "w0", "write", "k", "3")  # healthy again
+    assert availability(h, during="faults").evidence["total"] == 1
+    assert availability(h, during="faults", min_ratio=0.5).valid == "invalid"
+    assert availability(h, during="healthy").valid == "valid"
+    assert availability(h, during="healthy").evidence["total"] == 2
+
+
+def test_checkers_are_chosen_by_name():
+    assert set(CHECKERS) >= {"availability", "durability"}
+    assert make_checker("availability", min_ratio=0.9) == Availability(min_ratio=0.9)
+    with pytest.raises(ValueError, match="unknown checker 'lineariz': choose one of"):
+        make_checker("lineariz")
 
 
 def test_read_your_writes_accepts_the_last_acknowledged_write_and_nothing_older():
@@ -101,3 +168,36 @@ def test_read_your_writes_allows_what_a_failed_write_may_have_left():
     assert ryw.problem("k", "v2") is None and ryw.problem("k", "v3") is None
     assert ryw.problem("k", "v1") is not None  # older than an acknowledged write
     assert ryw.keys() == ["k"]
+
+
+def _timed(h: History, start: float, took: float, f: str = "write") -> None:
+    h.add("w0", "invoke", f, "k", "v", at=h.t0 + start)
+    h.add("w0", "ok", f, "k", "v", at=h.t0 + start + took)
+
+
+def test_latency_during_faults_against_the_healthy_window():
+    from chaos.checkers import LatencyPerWindow
+
+    def run(slow_ms: float) -> Verdict:
+        h = History(t0=0.0)
+        for i in range(100):
+            _timed(h, i * 0.01, 0.010)  # healthy: 10 ms
+        h.add("nemesis", "invoke", "latency", "node-1", {"step": 0, "phase": "apply"}, at=2.0)
+        for i in range(100):
+            _timed(h, 2.01 + i * 0.01, slow_ms / 1000)
+        h.add("nemesis", "ok", "latency", "node-1", {"step": 0, "phase": "heal"}, at=4.0)
+        return LatencyPerWindow(max_ratio=1.2, slack_ms=1).check(h, {})
+
+    assert run(11).valid is Validity.VALID
+    slow = run(40)
+    assert slow.valid is Validity.INVALID and slow.evidence["during_ms"] == pytest.approx(40)
+    assert LatencyPerWindow().check(history(), {}).valid is Validity.UNKNOWN
+
+
+def test_operations_cut_short_by_the_end_of_the_run_are_not_unavailability():
+    h = history()
+    op(h, "w0", "write", "k", "1")
+    h.add("w1", "invoke", "write", "k", "2")
+    h.add("w1", "info", "write", "k", "2", error="interrupted")
+    assert availability(h).valid is Validity.VALID and availability(h).evidence["total"] == 1
+    assert NoLostWrites().check(h, {"k": "2"}).valid is Validity.VALID  # it may have happened

@@ -158,6 +158,21 @@ def test_registry_flags_and_env():
     assert c.advertise == "h:7000"
 
 
+def test_registry_seed_from_flag_or_env_flag_winning():
+    assert parse_registry_args([], {}).seed is None  # unseeded unless asked
+    assert parse_registry_args(["--seed", "42"], {}).seed == 42
+    assert parse_registry_args([], {"CHAOSLAB_SEED": "7"}).seed == 7
+    assert parse_registry_args(["--seed", "0"], {"CHAOSLAB_SEED": "7"}).seed == 0
+
+
+def test_a_bad_registry_seed_is_a_clean_error(capsys):
+    assert "argument --seed: invalid int value: 'x'" in \
+        usage_error(capsys, parse_registry_args, ["--seed", "x"], {})
+    with pytest.raises(SystemExit) as err:
+        parse_registry_args([], {"CHAOSLAB_SEED": "x"})
+    assert err.value.code == "CHAOSLAB_SEED='x' is not a valid int"
+
+
 def test_unrelated_and_unprefixed_variables_are_ignored():
     c = node(PORT="1", chaoslab_port="2", CHAOSLAB_PORTS="3", CHAOSLAB_CLUSTER="x")
     assert c.port == 5001 and c.cluster == ClusterSettings()

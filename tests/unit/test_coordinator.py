@@ -173,3 +173,52 @@ async def test_requests_of_an_abandoned_write_are_tracked_until_they_end():
     gate.set()
     await co.drain()
     assert all(cluster.data[n]["k"]["value"] == "v" for n in NODES)
+
+
+# ---- definiteness of a quorum error, across attempts ------------------------------------
+async def test_quorum_error_is_definite_when_no_replica_was_reached_in_any_attempt():
+    cluster = FakeCluster()
+    cluster.down.update(NODES)  # connection refused: nothing was sent
+    co = make(cluster, retries=2, sleeps=[])
+    with pytest.raises(QuorumError) as err:
+        await co.write("k", "v")
+    assert err.value.definite is True
+    assert err.value.as_json()["definite"] is True
+
+
+async def test_quorum_error_is_not_definite_when_an_earlier_attempt_reached_a_replica():
+    """Attempt 1: one owner times out (it may have applied the write), the others refuse;
+    every breaker opens (threshold 1). Attempt 2 meets only open breakers: its own tally is
+    all definite, but the write may have happened in attempt 1."""
+    cluster = FakeCluster()
+    co = make(cluster, retries=1, sleeps=[])
+    co.timeout = 0.05
+    owners = co.ring.preference_list("k", 3)
+    cluster.slow[owners[0]] = asyncio.Event()  # never set: a timeout
+    cluster.down.update(owners[1:])
+    with pytest.raises(QuorumError) as err:
+        await co.write("k", "v")
+    assert err.value.attempts == 2
+    assert set(err.value.failed.values()) == {"circuit open"}  # the last attempt alone
+    assert err.value.definite is False
+    assert err.value.as_json()["definite"] is False
+    cluster.slow[owners[0]].set()
+    await co.drain()
+
+
+async def test_quorum_error_after_an_ack_is_not_definite():
+    cluster = FakeCluster()
+    co = make(cluster, w=3, sleeps=[])
+    cluster.down.add(co.ring.preference_list("k", 3)[0])
+    with pytest.raises(QuorumError) as err:
+        await co.write("k", "v")
+    assert err.value.acks and err.value.definite is False
+
+
+async def test_read_quorum_error_is_definite_only_without_any_reached_replica():
+    cluster = FakeCluster()
+    cluster.down.update(NODES)
+    co = make(cluster, retries=1, sleeps=[])
+    with pytest.raises(QuorumError) as err:
+        await co.read("k")
+    assert err.value.definite is True

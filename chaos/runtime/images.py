@@ -1,9 +1,11 @@
 """The chaoslab container image: one image for registry, nodes and proxy, built offline.
 
-    python -m chaos.images [--base auto|debootstrap|IMAGE] [--force] [--mirror URL] [-v]
+    python -m chaos.runtime.images [--base auto|debootstrap|IMAGE] [--force] [--mirror URL] [-v]
 
-prints the image tag (``chaoslab:<hash12>``, also tagged ``chaoslab:latest``) on stdout and
-the time of each step on stderr. Three cached steps, each skipped when its output exists:
+prints the image tag (``chaoslab:<hash12>``, also
+tagged ``chaoslab:latest``) on stdout, each step as it starts and its time on stderr. Three
+cached steps, each skipped when its output exists; a ``progress`` callback (the runtimes pass
+theirs through) hears each step as it starts, since a first build takes a minute or two:
 
 1. **Base image.** ``python:3.11-slim`` when it is present or can be pulled; otherwise (no
    registry reachable) a Debian bookworm minbase with python3 and python3-venv made by
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +43,15 @@ __all__ = [
     "DEFAULT_BASE",
     "ImageBuild",
     "ImageError",
+    "Progress",
     "ensure_image",
     "prepare_image",
+    "unavailable_reason",
 ]
 
-log = logging.getLogger("chaos.images")  # also when run as __main__
+log = logging.getLogger("chaoslab.runtime.images")  # also when run as __main__
+
+Progress = Callable[[str], None]  # hears one line per build step as it starts
 
 DEFAULT_BASE = "python:3.11-slim"
 AUTO = "auto"  # DEFAULT_BASE if present or pullable, else the debootstrap base
@@ -98,19 +104,76 @@ class ImageBuild:
 
 
 def ensure_image(*, rebuild: bool = False, base: str | None = None,
-                 project_root: Path | None = None, mirror: str | None = None) -> str:
+                 project_root: Path | None = None, mirror: str | None = None,
+                 progress: Progress | None = None) -> str:
     """Make sure the chaoslab image exists and return its tag (``chaoslab:<hash12>``).
 
     ``base``: ``"auto"`` (default), ``"debootstrap"`` or an image reference.
     ``rebuild=True`` runs ``docker build`` without layer cache even if the tag exists.
+    ``progress`` is called with one line per step that does work (base image, wheelhouse,
+    docker build), before it starts.
     """
     return prepare_image(rebuild=rebuild, base=base, project_root=project_root,
-                         mirror=mirror).tag
+                         mirror=mirror, progress=progress).tag
+
+
+def unavailable_reason(*, base: str | None = None, client=None) -> str | None:
+    """Why the image cannot be had on this machine, or None when it can: it is already built,
+    its base image is present or pullable, or the local base can be made (debootstrap, as
+    root). Cheap unless it has to try a pull."""
+    import docker
+
+    own = client or docker.from_env(timeout=10)
+    try:
+        if _image_exists(own, f"{REPOSITORY}:latest"):
+            return None
+        base = base or AUTO
+        local_base = f"{BASE_REPOSITORY}:{_digest(BASE_RECIPE)[:12]}"
+        wanted = (DEFAULT_BASE, local_base) if base == AUTO else (
+            (local_base,) if base == DEBOOTSTRAP else (base,))
+        if any(_image_exists(own, ref) for ref in wanted):
+            return None
+        if base in (AUTO, DEBOOTSTRAP) and _can_debootstrap() is None:
+            return None
+        if base != DEBOOTSTRAP and _try_pull(wanted[0]):
+            return None
+        why = _can_debootstrap() if base in (AUTO, DEBOOTSTRAP) else "it is not present"
+        return (f"the chaoslab image is not built and its base {wanted[0]} cannot be pulled; "
+                f"{why}")
+    finally:
+        if client is None:
+            own.close()
+
+
+def _can_debootstrap() -> str | None:
+    """None when a local Debian base can be made here, else why not and what to do."""
+    if os.geteuid() != 0:
+        return ("building a local base needs root (debootstrap): run "
+                "`python -m chaos.runtime.images` as root once")
+    if _debootstrap() is None:
+        return "install debootstrap (`apt-get install -y debootstrap`) to build a local base"
+    if shutil.which("docker") is None:
+        return "the docker CLI is needed for `docker import`: install docker.io"
+    return None
+
+
+def _debootstrap() -> str | None:
+    return shutil.which("debootstrap") or next(
+        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)),
+        None)
+
+
+def _reporter(progress: Progress | None) -> Progress:
+    def say(message: str) -> None:
+        log.info("%s", message)
+        if progress is not None:
+            progress(message)
+    return say
 
 
 def prepare_image(*, rebuild: bool = False, base: str | None = None,
                   project_root: Path | None = None, mirror: str | None = None,
-                  repository: str = REPOSITORY) -> ImageBuild:
+                  repository: str = REPOSITORY, progress: Progress | None = None) -> ImageBuild:
     """Like :func:`ensure_image` but return an :class:`ImageBuild` describing each step."""
     try:
         import docker  # the harness extra; imported here so `import chaos` stays light
@@ -128,17 +191,18 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
             from exc
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    say = _reporter(progress)
     try:
-        with _locked(work / "lock"):
+        with _locked(work / "lock", say):
             t = time.perf_counter()
-            base_ref, base_built = _ensure_base(client, base or AUTO, work, mirror)
+            base_ref, base_built = _ensure_base(client, base or AUTO, work, mirror, say)
             base_id = client.images.get(base_ref).id
             timings["base"] = time.perf_counter() - t
             log.info("base %s (%s) %s in %.2fs", base_ref, base_id[7:19],
                      "built" if base_built else "reused", timings["base"])
 
             t = time.perf_counter()
-            wheelhouse, wheels_built = _ensure_wheelhouse(root)
+            wheelhouse, wheels_built = _ensure_wheelhouse(root, say)
             timings["wheelhouse"] = time.perf_counter() - t
             log.info("wheelhouse %s %s in %.2fs", wheelhouse.relative_to(root),
                      "downloaded" if wheels_built else "reused", timings["wheelhouse"])
@@ -153,6 +217,8 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
             t = time.perf_counter()
             image_built = rebuild or not _image_exists(client, tag)
             if image_built:
+                say(f"image 3/3: docker build {tag} on {base_ref} (about a minute the "
+                    "first time)")
                 _build(client, root, work, dockerfile, wheelhouse, sources, base_ref,
                        tag, digest, nocache=rebuild)
             client.api.tag(tag, repository, "latest", force=True)
@@ -171,20 +237,26 @@ def prepare_image(*, rebuild: bool = False, base: str | None = None,
 
 # --- base image ------------------------------------------------------------------------------
 
-def _ensure_base(client, base: str, work: Path, mirror: str | None) -> tuple[str, bool]:
+def _ensure_base(client, base: str, work: Path, mirror: str | None,
+                 say: Progress) -> tuple[str, bool]:
     local_base = f"{BASE_REPOSITORY}:{_digest(BASE_RECIPE)[:12]}"
     if base == AUTO:
         for ref in (DEFAULT_BASE, local_base):
             if _image_exists(client, ref):
                 return ref, False
+        say(f"image 1/3: pulling base {DEFAULT_BASE}")
         if _try_pull(DEFAULT_BASE):
             return DEFAULT_BASE, False
-        log.info("%s cannot be pulled: building a local Debian base instead", DEFAULT_BASE)
+        say(f"image 1/3: {DEFAULT_BASE} cannot be pulled: building a local Debian base with "
+            "debootstrap (about a minute)")
         return _build_debian_base(work, local_base, mirror), True
     if base == DEBOOTSTRAP:
         if _image_exists(client, local_base):
             return local_base, False
+        say("image 1/3: building a local Debian base with debootstrap (about a minute)")
         return _build_debian_base(work, local_base, mirror), True
+    if not _image_exists(client, base):
+        say(f"image 1/3: pulling base {base}")
     if _image_exists(client, base) or _try_pull(base):
         return base, False
     raise ImageError(f"base image {base!r} is neither present nor pullable; load it with "
@@ -212,11 +284,9 @@ def _try_pull(ref: str, timeout: float = 20) -> bool:
 def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
     if os.geteuid() != 0:
         raise ImageError("building the local base image runs debootstrap, which needs root: "
-                         "run `python -m chaos.images` as root once, or provide "
+                         "run `python -m chaos.runtime.images` as root once, or provide "
                          f"{DEFAULT_BASE} (docker pull / docker load)")
-    debootstrap = shutil.which("debootstrap") or next(
-        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if os.access(p, os.X_OK)),
-        None)
+    debootstrap = _debootstrap()
     if debootstrap is None:
         raise ImageError(f"{DEFAULT_BASE} cannot be pulled and debootstrap is missing: "
                          "install it with `apt-get install -y debootstrap` (Debian/Ubuntu)")
@@ -234,6 +304,7 @@ def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
                mirror]
         with logfile.open("w") as out:
             done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+        _unmount_under(rootfs)  # debootstrap can leave the target's /proc mounted
         if done.returncode != 0:
             tail = "".join(logfile.read_text(errors="replace").splitlines(True)[-15:])
             raise ImageError(f"debootstrap failed (exit {done.returncode}); full log in "
@@ -247,8 +318,8 @@ def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
                     path.unlink()
         t = time.perf_counter()
         changes = [arg for change in BASE_RECIPE["changes"] for arg in ("--change", change)]
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                               stdout=subprocess.PIPE)
+        tar = subprocess.Popen(["tar", "--numeric-owner", "--one-file-system", "-C",
+                                str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         try:
             imported = subprocess.run(
                 ["docker", "import", *changes, "--message", f"chaoslab base {BASE_RECIPE}",
@@ -261,8 +332,26 @@ def _build_debian_base(work: Path, tag: str, mirror: str | None) -> str:
                              f"{imported.stderr.strip()}")
         log.info("docker import %s done in %.1fs", tag, time.perf_counter() - t)
     finally:
+        _unmount_under(rootfs)  # never rmtree through a mounted /proc
         shutil.rmtree(rootfs, ignore_errors=True)
     return tag
+
+
+def _unmount_under(root: Path) -> None:
+    """Unmount every file system mounted at or below ``root``, deepest first."""
+    prefix = str(root.resolve())
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return
+    points = [line.split()[1].replace("\\040", " ") for line in mounts if len(line.split()) > 1]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")),
+                        key=len, reverse=True):
+        done = subprocess.run(["umount", "-l", point], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise ImageError(f"cannot unmount {point} left by debootstrap: "
+                             f"{done.stderr.strip()}; unmount it by hand, then retry")
 
 
 def apt_mirror(suite: str = DEBIAN_SUITE, etc: Path = Path("/etc/apt")) -> str:
@@ -325,7 +414,7 @@ def project_requirements(root: Path) -> list[str]:
         return list(tomllib.load(f)["project"]["dependencies"])
 
 
-def _ensure_wheelhouse(root: Path) -> tuple[Path, bool]:
+def _ensure_wheelhouse(root: Path, say: Progress) -> tuple[Path, bool]:
     requirements = project_requirements(root)
     key = _digest({"requirements": requirements, **WHEEL_TARGET})[:12]
     houses = root / ".wheelhouse"
@@ -342,7 +431,8 @@ def _ensure_wheelhouse(root: Path) -> tuple[Path, bool]:
            "--implementation", WHEEL_TARGET["implementation"],
            *[arg for p in WHEEL_TARGET["platforms"] for arg in ("--platform", p)],
            "-d", str(tmp), "-r", str(tmp / "requirements.txt")]
-    log.info("downloading wheels for %s", ", ".join(requirements))
+    say(f"image 2/3: downloading {len(requirements)} requirements' wheels into the "
+        "wheelhouse")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -469,7 +559,7 @@ def _digest(value: object) -> str:
 
 
 def _project_root(given: Path | None) -> Path:
-    root = Path(given) if given else Path(__file__).resolve().parents[1]
+    root = Path(given) if given else Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file() or not (root / "compose" / "Dockerfile").is_file():
         raise ImageError(f"{root} is not a chaoslab checkout (pyproject.toml and "
                          "compose/Dockerfile expected); install with `pip install -e .` "
@@ -478,10 +568,14 @@ def _project_root(given: Path | None) -> Path:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, say: Progress) -> Iterator[None]:
     """One build at a time per checkout (parallel test workers share the cache)."""
     with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("image: another build of this checkout is running; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -490,7 +584,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="python -m chaos.images", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m chaos.runtime.images", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default=env.get("CHAOSLAB_IMAGE_BASE", AUTO),
                         help=f"'{AUTO}' (default: {DEFAULT_BASE} if present or pullable, "
@@ -512,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = prepare_image(rebuild=args.force, base=args.base, mirror=args.mirror)
     except ImageError as exc:
-        print(f"chaos.images: {exc}", file=sys.stderr)
+        print(f"chaos.runtime.images: {exc}", file=sys.stderr)
         return 1
     print(info.tag)
     steps = {"base": info.base_built, "wheelhouse": info.wheelhouse_built,

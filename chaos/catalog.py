@@ -1,0 +1,67 @@
+"""The named scenarios: ``chaoslab scenarios`` lists them, ``chaoslab run NAME`` runs one.
+
+Each is the no-op scenario with a schedule and the thresholds it is judged by. Times are for
+the default 12 s of traffic; ``chaoslab run NAME --duration D`` stretches them
+(:meth:`Scenario.with_duration`).
+"""
+
+from __future__ import annotations
+
+from chaos.checkers import Availability, NoLostWrites
+from chaos.faults import Blackhole, Flap, Kill, Latency, Partition, Pause, RegistryDown, ScaleUp
+from chaos.nemesis import Schedule
+from chaos.scenario import Scenario
+
+__all__ = ["SCENARIOS", "DEFAULT", "scenario_named"]
+
+NOOP = Scenario()
+ALL_OK = (Availability(min_ratio=1.0), NoLostWrites())
+
+
+def _one(name: str, description: str, fault, *, checkers=ALL_OK, at: float = 3.0,
+         duration: float = 5.0) -> Scenario:
+    return NOOP.but(name=name, description=description, checkers=checkers,
+                    schedule=Schedule.single(fault, at=at, duration=duration))
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    NOOP.but(name="noop", description="no fault: the baseline every other run is held to",
+             checkers=ALL_OK),
+    _one("kill-one", "SIGKILL one node under load, restart it: every operation succeeds",
+         Kill("node-1")),
+    NOOP.but(name="kill-two", description="two of three nodes killed: writes fail with the "
+             "counts (503), nothing acknowledged is lost",
+             checkers=(NoLostWrites(),),
+             schedule=Schedule.of((Kill("node-1"), 3.0, 4.0), (Kill("node-2"), 3.5, 3.5))),
+    _one("pause-one", "freeze one node (SIGSTOP): breakers open, traffic fails over",
+         Pause("node-2")),
+    _one("isolate-one", "cut one node off from its peers and the registry",
+         Partition.isolating("node-3")),
+    _one("split", "a minority/majority split of the nodes", Partition.splitting("node-1")),
+    _one("one-way", "node-1 cannot reach its peers; they still reach it",
+         Partition.one_way("node-1", ("node-2", "node-3"))),
+    _one("slow-replica", "200 ms more on every link into one replica: W=2 never waits for it",
+         Latency.symmetric("node-1", 100)),
+    _one("flapping", "one node's links cut and restored every second", Flap("node-2", 1.0)),
+    _one("blackhole", "one node accepts connections and answers nothing: calls time out",
+         Blackhole("node-3")),
+    _one("registry-down", "the registry dies: smart clients go on from their cached members",
+         RegistryDown()),
+    _one("scale-up", "a fourth node joins under load: keys rebalance, nothing fails",
+         ScaleUp(), duration=0.0),
+    NOOP.but(name="full-outage", description="every node killed, then all restarted: "
+             "acknowledged writes survive",
+             checkers=(NoLostWrites(),),
+             schedule=Schedule.of((Kill("node-1"), 3.0, 4.0), (Kill("node-2"), 3.0, 4.0),
+                                  (Kill("node-3"), 3.0, 4.0))),
+)}
+
+DEFAULT = "kill-one"
+
+
+def scenario_named(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}: choose one of "
+                         f"{', '.join(SCENARIOS)}") from None

@@ -1,0 +1,249 @@
+"""The host's side of a run's traffic: Locust, headless, in its own process group.
+
+    with Load(workload, host=ep.registry, seed=seed, directory=run_dir, t0=history.t0) as load:
+        load.start()
+        ...                           # the nemesis; load.snapshot() for a steady-state gate
+        load.wait()                   # stops by itself after the workload's duration
+    history = load.history(extra=nemesis_ops)
+
+This module never imports ``locust`` or ``gevent`` (importing Locust monkey-patches the
+process): it runs ``python -m locust`` on a tiny locustfile written into ``directory`` that
+imports the users of :mod:`chaos.locust` (so it works from an installed package too). Each
+Locust process appends its operations to ``directory/history-<pid>.jsonl``;
+:meth:`Load.history` merges them. Locust's own reports go next to them: ``locust_*.csv``,
+``locust.html``, ``locust.log``, ``locust.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+from chaos.history import History, Op
+from chaos.seeds import derive
+from chaos.traffic import Workload
+from chaos.wait import WaitTimeout, wait_for
+
+__all__ = ["Load", "LoadError", "USERS"]
+
+USERS = {"smart": "SmartClientUser", "gateway": "GatewayUser"}  # Workload.client -> user class
+LOCUSTFILE = "from chaos.locust import GatewayUser, SmartClientUser  # noqa: F401\n"
+START_TIMEOUT = 30.0  # seconds for Locust to start its users
+MARGIN = 30.0  # after the duration, before the watchdog stops Locust
+
+
+class LoadError(RuntimeError):
+    """Locust did not start, or ended badly; the message ends with its log's tail."""
+
+
+class Load:
+    """A headless Locust run of ``workload`` against ``host`` (the registry's URL), its
+    operations recorded under ``directory`` with times on the host's monotonic clock, relative
+    to ``t0`` in :meth:`history`. A context manager: leaving it always stops Locust."""
+
+    def __init__(self, workload: Workload, *, host: str, seed: int, directory: Path,
+                 t0: float, stop_grace: float = 5.0) -> None:
+        self.workload, self.host, self.seed, self.t0 = workload, host, seed, t0
+        self.directory = Path(directory)
+        self.stop_grace = stop_grace
+        self.namespace = f"kv{derive(seed, 'workload')}-{uuid.uuid4().hex[:6]}"
+        self._proc: subprocess.Popen | None = None
+        self._started = self._ended = 0.0
+        self._cpu: dict[int, float] = {}  # pid -> CPU seconds last seen (the watchdog samples)
+        self._reaped_cpu = 0.0  # of the whole tree, from wait4 when Locust exits
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "locust.log"
+
+    @property
+    def report_path(self) -> Path:
+        return self.directory / "locust.json"
+
+    def command(self) -> list[str]:
+        """The Locust command line (``-f`` is the locustfile this writes at start)."""
+        w = self.workload
+        cmd = [sys.executable, "-m", "locust", "-f", str(self.directory / "locustfile.py"),
+               "--headless", "--host", self.host, "-u", str(w.users), "-r", str(w.users),
+               "-t", f"{math.ceil(w.duration)}s", "--stop-timeout", f"{self.stop_grace:g}",
+               "--only-summary", "--csv", str(self.directory / "locust"),
+               "--html", str(self.directory / "locust.html"),
+               "--kv-seed", str(self.seed), "--kv-pattern", w.pattern,
+               "--kv-keys", str(w.keys), "--kv-write-ratio", f"{w.write_ratio:g}",
+               "--kv-value-size", str(w.value_size), "--kv-timeout", f"{w.request_timeout:g}",
+               "--kv-retries", str(w.retries), "--kv-namespace", self.namespace,
+               "--kv-history-dir", str(self.directory), "--kv-report", str(self.report_path)]
+        if w.processes > 1:
+            cmd += ["--processes", str(w.processes)]
+        return [*cmd, USERS[w.client]]
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> Load:
+        """Start Locust and wait until its processes have started their users; raises
+        :class:`LoadError` with the log's tail if it exits or does not start in time."""
+        if self._proc is not None:
+            raise LoadError("this Load was already started; make a new one per run")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.paths():  # an earlier run's records in a reused directory
+            os.unlink(stale)
+        (self.directory / "locustfile.py").write_text(LOCUSTFILE)
+        with open(self.log_path, "wb") as log:  # a file, not a pipe nobody reads until the end
+            self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        self._started = time.monotonic()
+        self._watchdog = threading.Thread(target=self._watch, name="chaoslab-load", daemon=True)
+        self._watchdog.start()
+        expected = min(self.workload.users, self.workload.processes)
+        try:
+            wait_for(lambda: len(self.paths()) >= expected, timeout=START_TIMEOUT,
+                     description=f"{expected} Locust process(es) recording operations",
+                     abort=self._exited)
+        except WaitTimeout as exc:
+            self.stop()
+            raise LoadError(f"Locust did not start: {exc}\n{self.log_tail()}") from None
+        return self
+
+    def _exited(self) -> str | None:
+        code = self._poll()
+        return None if code is None else f"Locust exited with code {code}"
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for Locust to end by itself (its duration); its exit code (0: no failed
+        request, 1: some failed, as expected under faults). After ``timeout`` (default: the
+        time left of the duration plus a margin) it is stopped."""
+        if self._proc is None:
+            raise LoadError("start() the load first")
+        if timeout is None:
+            timeout = max(self._deadline() - time.monotonic(), 0.0)
+        with contextlib.suppress(WaitTimeout):
+            wait_for(lambda: self._poll() is not None, timeout=timeout, interval=0.1,
+                     description="Locust to finish")
+        code = self._poll()
+        return self.stop() if code is None else code
+
+    def stop(self) -> int:
+        """Stop Locust now (SIGTERM: its users stop, its reports are written), killing its
+        process group if it does not end in time. Idempotent; the exit code."""
+        if self._proc is None:
+            return 0
+        if self._poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                wait_for(lambda: self._poll() is not None, timeout=self.stop_grace + 10,
+                         interval=0.05, description="Locust to stop after SIGTERM")
+            except WaitTimeout:
+                self._signal(signal.SIGKILL)
+                wait_for(lambda: self._poll() is not None, timeout=10, interval=0.05,
+                         description="Locust to die after SIGKILL")
+        self._signal(signal.SIGKILL)  # workers left behind, if any
+        self._done.set()
+        return self._proc.returncode
+
+    def __enter__(self) -> Load:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- results --------------------------------------------------------------------------
+    def paths(self) -> list[str]:
+        """The history files written so far (one per Locust process that ran users)."""
+        return sorted(str(p) for p in self.directory.glob("history-*.jsonl"))
+
+    def snapshot(self) -> History:
+        """The operations recorded so far (flushed at least every 0.25 s), merged."""
+        return History.load(self.paths(), t0=self.t0)
+
+    def history(self, extra: Iterable[Op] = ()) -> History:
+        """The run's history: every Locust process's operations and ``extra`` (the
+        nemesis's, same ``t0``), merged in time order. Call after :meth:`wait`."""
+        return History.load(self.paths(), t0=self.t0, extra=extra)
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self._proc is None else self._poll()
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the Locust process tree so far."""
+        with self._lock:
+            return max(self._reaped_cpu, sum(self._cpu.values()))
+
+    @property
+    def cpu_share(self) -> float:
+        """:attr:`cpu_seconds` over the machine's CPU time during the run (wall seconds x
+        CPUs): 0.5 on a 2-CPU machine means Locust took one whole CPU."""
+        end = self._ended or time.monotonic()
+        wall = max(end - self._started, 1e-9) if self._started else 0.0
+        return self.cpu_seconds / (wall * (os.cpu_count() or 1)) if wall else 0.0
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    # ---- internals ------------------------------------------------------------------------
+    def _deadline(self) -> float:
+        return self._started + self.workload.duration + self.stop_grace + MARGIN
+
+    def _poll(self) -> int | None:
+        """The exit code if Locust ended (reaping it with wait4 for its tree's CPU time)."""
+        proc = self._proc
+        with self._lock:
+            if proc.returncode is None:
+                try:
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere
+                    pid, status, usage = proc.pid, 0, None
+                if pid:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    self._ended = time.monotonic()
+                    if usage is not None:  # the master and the workers it reaped
+                        self._reaped_cpu = usage.ru_utime + usage.ru_stime
+            return proc.returncode
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)  # its own session: the master and its workers
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self._proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in tree:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            with self._lock:
+                self._cpu[p.pid] = max(self._cpu.get(p.pid, 0.0), t.user + t.system)
+
+    def _watch(self) -> None:
+        """Sample the tree's CPU; stop Locust if it outlives its deadline (never hangs)."""
+        while not self._done.wait(0.5):
+            if self._poll() is not None:
+                return
+            self._sample()
+            if time.monotonic() > self._deadline():
+                self._signal(signal.SIGTERM)
+                if self._done.wait(self.stop_grace + 10):
+                    return
+                self._signal(signal.SIGKILL)
+                return

@@ -1,0 +1,373 @@
+"""The traffic of a chaos run: one workload value, one engine (Locust), one client protocol.
+
+- :class:`Workload`: what the virtual users do, written down;
+- :class:`KVClient`: the harness's only view of the system under test, a blocking
+  ``put``/``get``/``close``, with two adapters: :class:`GatewayKV` (only the documented
+  HTTP API of the registry's gateway) and :class:`SmartKV` (the smart client);
+- typed errors (:class:`KVError` and its kinds) and :func:`outcome`, which says whether a
+  failed operation definitely did not happen (``fail``) or may have (``info``).
+
+Both adapters work in a plain process and inside Locust (gevent's monkey-patching): the
+gateway adapter's pooled HTTP client then uses gevent's sockets, the smart client runs its
+event loop on a native thread (see :class:`system.client.SyncClient`).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from system.config import ClientConfig
+from system.coordinator import QuorumError
+from system.transport import TransportError
+from system.validation import BadRequest
+
+__all__ = ["Workload", "PATTERNS", "CLIENTS", "KVClient", "GatewayKV", "SmartKV", "KVError",
+           "Unavailable", "Rejected", "Timeout", "ConnectFailed", "ConnectionLost",
+           "ServerError", "outcome", "version_text", "version_key", "make_kv"]
+
+PATTERNS = ("own", "shared", "hot")
+CLIENTS = ("smart", "gateway")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """What the virtual users do, written down.
+
+    - ``client``: ``smart`` (the smart client: routing, breakers, retries) or ``gateway``
+      (only the documented HTTP API of the registry's gateway);
+    - ``pattern``: ``own`` (each user its own keys, reads check read-your-writes), ``shared``
+      (all users write the same ``keys`` keys concurrently, each write a unique value: where
+      lost updates live), ``hot`` (most operations on one key);
+    - ``users`` virtual users in ``processes`` Locust worker processes, for ``duration``
+      seconds (the run stops by itself);
+    - ``keys``: per user for ``own``, in all for ``shared`` and ``hot``.
+    """
+
+    users: int = 8
+    processes: int = 1
+    duration: float = 12.0
+    client: Literal["smart", "gateway"] = "smart"
+    pattern: Literal["own", "shared", "hot"] = "own"
+    keys: int = 100
+    write_ratio: float = 0.5
+    value_size: int = 64
+    request_timeout: float = 0.5
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.users < 1:
+            problems.append(f"users must be at least 1, got {self.users}")
+        if not 1 <= self.processes <= 64:
+            problems.append(f"processes must be from 1 to 64, got {self.processes}")
+        if not self.duration > 0:
+            problems.append(f"duration must be positive (seconds), got {self.duration}")
+        if self.client not in CLIENTS:
+            problems.append(f"unknown client {self.client!r}: choose one of {', '.join(CLIENTS)}")
+        if self.pattern not in PATTERNS:
+            problems.append(f"unknown pattern {self.pattern!r}: choose one of "
+                            f"{', '.join(PATTERNS)}")
+        if not 1 <= self.keys <= 1 << 20:
+            problems.append(f"keys must be from 1 to 1048576, got {self.keys}")
+        if not 0.0 <= self.write_ratio <= 1.0:
+            problems.append(f"write_ratio must be from 0 to 1, got {self.write_ratio}")
+        if not 1 <= self.value_size <= 1 << 20:
+            problems.append(f"value_size must be from 1 to 1048576 bytes, got {self.value_size}")
+        if not self.request_timeout > 0:
+            problems.append(f"request_timeout must be positive, got {self.request_timeout}")
+        if self.retries < 0:
+            problems.append(f"retries must be 0 or more, got {self.retries}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+# ---- the client protocol ------------------------------------------------------------------
+class KVClient(Protocol):
+    """A blocking key-value client. Errors are :class:`KVError` (or anything else, which
+    :func:`outcome` counts as indefinite)."""
+
+    def put(self, key: str, value: str) -> str | None:
+        """Write; the version the system answered with (None if it gave none)."""
+
+    def get(self, key: str) -> tuple[str | None, str | None]:
+        """Read; (value, version), (None, None) when the key is not found."""
+
+    def close(self) -> None: ...
+
+
+def version_text(raw) -> str | None:
+    """A version as the system answers it (``[wall_ms, counter, node]``) as one string,
+    ``"wall_ms.counter@node"``, for the history; None if there is none."""
+    if raw is None:
+        return None
+    try:
+        wall_ms, counter, node = raw
+    except (TypeError, ValueError):
+        return str(raw)
+    return f"{wall_ms}.{counter}@{node}"
+
+
+def version_key(text: str) -> tuple[int, int, str]:
+    """The comparable form of :func:`version_text`'s string (the system's version order)."""
+    stamp, _, node = text.partition("@")
+    wall_ms, _, counter = stamp.partition(".")
+    return int(wall_ms), int(counter), node
+
+
+# ---- typed errors -----------------------------------------------------------------------
+class KVError(Exception):
+    """An operation did not succeed. ``definite``: it certainly did not happen. The message
+    names the kind of failure, never the key or the value, so Locust counts one row per
+    kind."""
+
+    definite: bool = False
+
+    def __init__(self, message: str, *, definite: bool | None = None) -> None:
+        super().__init__(message)
+        if definite is not None:
+            self.definite = definite
+
+
+class Unavailable(KVError):
+    """The quorum was not reached (503). Definite only when the system says no replica was
+    reached in any attempt."""
+
+    def __init__(self, op: str, *, acks: int, needed: int, definite: bool) -> None:
+        what = "no replica reached" if definite else "replicas may hold it"
+        super().__init__(f"{op}: quorum not reached: {acks} of {needed} acks ({what})",
+                         definite=definite)
+        self.op, self.acks, self.needed = op, acks, needed
+
+
+class Rejected(KVError):
+    """The system refused the request (a 4xx, or an invalid key or value): definite."""
+
+    definite = True
+
+    def __init__(self, op: str, status: int | None, reason: str) -> None:
+        super().__init__(f"{op}: rejected ({status or 'client'}): {reason}"[:160], definite=True)
+        self.status = status
+
+
+class Timeout(KVError):
+    """No answer in time: it may have happened."""
+
+
+class ConnectFailed(KVError):
+    """No connection, so nothing was sent (refused, unreachable, no free connection): definite."""
+
+    definite = True
+
+
+class ConnectionLost(KVError):
+    """The connection broke after the request was (or may have been) sent: indefinite."""
+
+
+class ServerError(KVError):
+    """A 5xx other than a quorum error (a crash mid-request, a proxy's 502): indefinite."""
+
+
+def outcome(exc: BaseException) -> Literal["fail", "info"]:
+    """``fail`` only when the system says the operation definitely did not happen (the
+    ``definite`` attribute of :class:`KVError`, :class:`~system.coordinator.QuorumError`,
+    :class:`~system.transport.TransportError`); anything else is ``info``: when in doubt,
+    indefinite."""
+    if isinstance(exc, (KVError, QuorumError, TransportError)) and exc.definite is True:
+        return "fail"
+    return "info"
+
+
+# ---- the gateway adapter ----------------------------------------------------------------
+class GatewayKV:
+    """Only the documented HTTP API of the registry's gateway: ``POST /data`` and
+    ``GET /data/{key}``, over one pooled keep-alive HTTP client of ``pool`` connections.
+
+    In a process patched by gevent (Locust) that client is geventhttpclient's (Locust's
+    FastHttpUser's): cooperative, and about a third of httpx's CPU per request, which
+    matters on a machine shared with the cluster. Elsewhere it is httpx's; ``transport``
+    (an ``httpx.MockTransport``) forces httpx, for tests."""
+
+    def __init__(self, base_url: str, timeout: float = 1.0, *, pool: int = 16,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        if transport is None and _gevent_patched():
+            self._http: _Http = _GeventHttp(self.base_url, timeout, pool)
+        else:
+            self._http = _HttpxHttp(self.base_url, timeout, pool, transport)
+
+    def put(self, key: str, value: str) -> str | None:
+        status, body = self._http.request("write", "POST", "/data",
+                                          orjson.dumps({"key": key, "value": value}))
+        if status != 200:
+            raise _http_error("write", status, body)
+        return version_text(body.get("version"))
+
+    def get(self, key: str) -> tuple[str | None, str | None]:
+        status, body = self._http.request("read", "GET", f"/data/{quote(key, safe='')}", None)
+        if status == 404:
+            return None, None
+        if status != 200:
+            raise _http_error("read", status, body)
+        return body.get("value"), version_text(body.get("version"))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayKV:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Http(Protocol):
+    def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
+        """(status, JSON object body or {}); transport failures as :class:`KVError`."""
+
+    def close(self) -> None: ...
+
+
+_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
+
+
+class _HttpxHttp:
+    def __init__(self, base_url: str, timeout: float, pool: int,
+                 transport: httpx.BaseTransport | None) -> None:
+        if transport is None:  # h11 writes head and body apart: without NODELAY, Nagle waits
+            transport = httpx.HTTPTransport(socket_options=_NODELAY, limits=httpx.Limits(
+                max_connections=pool, max_keepalive_connections=pool))
+        self._client = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
+                                    headers=_HEADERS)
+
+    def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
+        try:
+            resp = self._client.request(method, path, content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # no connection, so no byte of the request left: it did not happen
+            raise ConnectFailed(f"{op}: cannot connect ({type(exc).__name__})") from exc
+        except httpx.TimeoutException as exc:  # sent, or maybe sent: it may have happened
+            raise Timeout(f"{op}: no answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:  # reset, closed mid-answer: it may have
+            raise ConnectionLost(f"{op}: connection lost ({type(exc).__name__})") from exc
+        return resp.status_code, _json(resp.content)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _GeventHttp:
+    def __init__(self, base_url: str, timeout: float, pool: int) -> None:
+        from geventhttpclient import HTTPClient
+        from geventhttpclient.response import HTTPParseError
+
+        self._client = HTTPClient.from_url(base_url, concurrency=pool, connection_timeout=timeout,
+                                           network_timeout=timeout, headers=_HEADERS)
+        self._lost = (OSError, HTTPParseError)
+
+    def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
+        try:
+            resp = self._client.request(method, path, body=body)
+            try:
+                return resp.status_code, _json(resp.read())
+            finally:
+                resp.release()
+        except ConnectionRefusedError as exc:  # before sending: it did not happen
+            raise ConnectFailed(f"{op}: cannot connect ({type(exc).__name__})") from exc
+        except TimeoutError as exc:  # connecting or answering: counted as maybe sent
+            raise Timeout(f"{op}: no answer in time ({type(exc).__name__})") from exc
+        except self._lost as exc:  # reset or closed after sending: it may have happened
+            raise ConnectionLost(f"{op}: connection lost ({type(exc).__name__})") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def _json(raw: bytes) -> dict:
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _http_error(op: str, status: int, body: dict) -> KVError:
+    if status == 503 and "needed" in body:  # the coordinator's quorum error, with its counts
+        return Unavailable(op, acks=int(body.get("acks", 0)), needed=int(body["needed"]),
+                           definite=body.get("definite") is True)
+    if 400 <= status < 500:
+        return Rejected(op, status, str(body.get("error", "")))
+    return ServerError(f"{op}: HTTP {status}")
+
+
+# ---- the smart-client adapter -----------------------------------------------------------
+class SmartKV:
+    """The smart client (routing, breakers, retries, failover) as a :class:`KVClient`. Safe to
+    share between the users of a process (one pool, one set of breakers, like an
+    application's client). Extra keyword arguments go to :class:`SmartClient` (``transport``,
+    ``rng``)."""
+
+    def __init__(self, config: ClientConfig, **kwargs) -> None:
+        from system.client import SyncClient  # its bridges look at gevent when created
+
+        self.config = config
+        self._client = SyncClient(config, **kwargs)
+
+    @property
+    def client(self):
+        return self._client
+
+    def put(self, key: str, value: str) -> str | None:
+        result = self._call("write", self._client.put, key, value)
+        return version_text(result.version)
+
+    def get(self, key: str) -> tuple[str | None, str | None]:
+        result = self._call("read", self._client.get, key)
+        if result.record is None:
+            return None, None
+        return result.record.value, version_text(result.record.version)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SmartKV:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def _call(op: str, method, *args):
+        try:
+            return method(*args)
+        except QuorumError as exc:
+            raise Unavailable(op, acks=len(exc.acks), needed=exc.needed,
+                              definite=exc.definite) from exc
+        except BadRequest as exc:  # check_key / check_value: nothing was sent
+            raise Rejected(op, exc.status, str(exc)) from exc
+        except TimeoutError as exc:  # the bridge gave up waiting: it may have happened
+            raise Timeout(f"{op}: no answer in time") from exc
+
+
+def make_kv(client: str, registry: str, config: ClientConfig) -> GatewayKV | SmartKV:
+    """The adapter a workload's ``client`` names, bound to the cluster at ``registry`` (the
+    smart client's settings come from ``config``; the gateway needs only the URL)."""
+    if client == "gateway":
+        return GatewayKV(registry, timeout=config.request_timeout * (config.retries + 1))
+    if client == "smart":
+        return SmartKV(config)
+    raise ValueError(f"unknown client {client!r}: choose one of {', '.join(CLIENTS)}")

@@ -1,0 +1,95 @@
+"""The chaos suites: each named scenario under Locust load with its thresholds, on the runtime
+chosen with ``--runtime``, and for each threshold a weakened cluster it must catch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import chaos
+from chaos.catalog import SCENARIOS
+from chaos.checkers import LatencyPerWindow
+from chaos.history import OpType
+
+pytestmark = pytest.mark.chaos
+
+SECONDS = 10.0  # of traffic per scenario: steady state, the faults, recovery
+
+
+def named(name: str, **changes) -> chaos.Scenario:
+    return SCENARIOS[name].with_duration(SECONDS).but(**changes)
+
+
+def quorum(**settings) -> chaos.ClusterSpec:
+    spec = chaos.ClusterSpec()
+    fields = {f.name: getattr(spec.settings, f.name)
+              for f in dataclasses.fields(chaos.ClusterSettings)}
+    return dataclasses.replace(spec, settings=chaos.ClusterSettings(**(fields | settings)))
+
+
+def failed(result, f: str) -> list:
+    return [c for i, c in result.history.completions()
+            if i.is_client and i.f == f and c.type is not OpType.OK]
+
+
+def test_one_node_killed_under_load_every_operation_succeeds(chaos_run):
+    result = chaos_run(named("kill-one"))
+    assert result.valid, result.explain()
+
+
+def test_one_node_killed_with_w3_is_caught(chaos_run):
+    """The control: W=3 cannot write while an owner is down."""
+    result = chaos_run(named("kill-one", cluster=quorum(w=3)))
+    assert result.verdict.valid is chaos.Validity.INVALID, result.explain()
+    assert failed(result, "write")
+
+
+def test_two_nodes_killed_writes_fail_with_the_counts_and_nothing_acknowledged_is_lost(chaos_run):
+    result = chaos_run(named("kill-two"))
+    assert result.valid, result.explain()
+    failures = failed(result, "write")
+    assert failures, "with two of three owners down, W=2 writes must fail"
+    assert any("1 of 2" in (c.error or "") or "acks" in (c.error or "") for c in failures), \
+        [c.error for c in failures[:5]]
+
+
+@pytest.mark.parametrize("storage,expected", [("durable", "valid"), ("memory", "invalid")])
+def test_full_outage_and_recovery_keeps_acknowledged_writes_only_when_durable(
+        chaos_run, storage, expected):
+    result = chaos_run(named("full-outage",
+                             cluster=dataclasses.replace(chaos.ClusterSpec(), storage=storage)))
+    assert result.verdict.valid == expected, result.explain()
+
+
+def test_a_paused_node_is_failed_over(chaos_run):
+    result = chaos_run(named("pause-one"))
+    assert result.valid, result.explain()
+
+
+@pytest.mark.parametrize("name", ["isolate-one", "split", "one-way", "flapping", "blackhole"])
+def test_network_faults_lose_nothing_and_keep_serving(chaos_run, name):
+    result = chaos_run(named(name))
+    assert result.valid, result.explain()
+
+
+@pytest.mark.parametrize("w,expected", [(2, "valid"), (3, "invalid")])
+def test_a_slow_replica_does_not_slow_quorum_writes_unless_w_waits_for_it(chaos_run, w, expected):
+    # 1.2x the healthy window's p99, plus 10 ms: the scheduling noise of a busy 2-core machine
+    result = chaos_run(named("slow-replica", cluster=quorum(w=w),
+                             checkers=(LatencyPerWindow(max_ratio=1.2, slack_ms=10),)))
+    assert result.verdict.valid == expected, result.explain()
+
+
+@pytest.mark.parametrize("client,expected", [("smart", "valid"), ("gateway", "invalid")])
+def test_registry_death_smart_clients_go_on_from_their_cache(chaos_run, client, expected):
+    """The control: gateway clients go through the registry, so they must fail."""
+    sc = named("registry-down")
+    result = chaos_run(sc.but(workload=dataclasses.replace(sc.workload, client=client)))
+    assert result.verdict.valid == expected, result.explain()
+
+
+def test_scale_up_under_load_fails_nothing_and_moves_keys(chaos_run, tmp_path):
+    result = chaos_run(named("scale-up"))
+    assert result.valid, result.explain()
+    assert len(result.final) > 0

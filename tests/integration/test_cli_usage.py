@@ -1,0 +1,62 @@
+"""Bad input on the command line, through the real CLI: one line naming the problem (and the
+valid choices), exit code 2, nothing started, nothing written, nothing left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BAD = [
+    (["run", "nosuch"], "unknown scenario 'nosuch': choose one of noop, kill-one"),
+    (["run", "--fault", "partiton:isolate:node-1"], "unknown fault 'partiton': choose one of"),
+    (["run", "--fault", "nosuch"], "unknown fault 'nosuch'"),
+    (["run", "--fault", "kill:node-9"], "unknown target 'node-9': choose one of node-1"),
+    (["run", "--storage", "nosuch"], "unknown storage 'nosuch': choose one of durable, memory"),
+    (["run", "--runtime", "nosuch"], "unknown runtime 'nosuch': choose one of auto, local"),
+    (["run", "--w", "9"], "W must be between 1 and N=3"),
+    (["run", "--r", "4"], "R must be between 1 and N=3"),
+    (["run", "--duration", "0"], "duration must be positive"),
+    (["run", "--duration", "-5"], "duration must be positive"),
+    (["run", "--users", "0"], "users must be at least 1"),
+    (["run", "--concurrency", "0"], "users must be at least 1"),
+    (["run", "--nodes", "0"], "nodes must be at least 1"),
+    (["run", "--client", "psql"], "unknown client 'psql': choose one of smart, gateway"),
+    (["run", "--fault", "kill:node-1@6+-2"], "heals before it applies"),
+    (["run", "--fault", "kill:node-1@4+5", "--fault", "pause:node-1@5+1"],
+     "overlap on process:node-1"),
+    (["run", "--no-mesh", "--fault", "partition:isolate:node-2"], "needs the link mesh"),
+    (["run", "--fault", "kill:node-1@30+1"], "after the traffic ends"),
+    (["run", "--duration", "soon"], "Invalid value for '--duration'"),
+    (["run", "--bogus"], "No such option: --bogus"),
+    (["up", "--nodes", "0"], "nodes must be at least 1"),
+    (["up", "--storage", "tape"], "unknown storage 'tape'"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+    report = tmp_path / "report"
+    if args[0] == "run":
+        args = [*args, "--report", str(report)]
+    proc = subprocess.run([sys.executable, "-m", "chaos.cli", *args], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not report.exists()  # nothing written (a previous report is not overwritten)
+    assert not (tmp_path / ".chaoslab").exists()  # nothing started
+
+
+def test_scenarios_lists_one_line_each():
+    from chaos.catalog import SCENARIOS
+
+    proc = subprocess.run([sys.executable, "-m", "chaos.cli", "scenarios"], capture_output=True,
+                          text=True, timeout=60, check=True)
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(SCENARIOS)
+    assert any(line.split()[1] == "*" for line in lines)  # the default is marked
