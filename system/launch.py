@@ -8,6 +8,7 @@ this one by default, ``"python"`` inside the image.
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
 
@@ -16,8 +17,33 @@ from system.config import ClusterSettings
 __all__ = ["free_port", "cluster_argv", "node_argv", "registry_argv"]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low, high = (int(v) for v in fh.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (whoever binds it next may still lose a race)."""
+    """A TCP port that was free a moment ago, for a service whose address must be known
+    before it starts (its proxies point at it).
+
+    It is drawn below the kernel's ephemeral range: a port from that range can be taken by
+    any outgoing connection on the machine (a load generator's, say) between this check and
+    the service's bind; below it, only another program binding on purpose could."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    if low > 11000:
+        for _ in range(50):
+            port = rng.randrange(10000, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]

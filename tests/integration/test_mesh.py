@@ -1,6 +1,6 @@
 """The link mesh of a runtime (``rt.proxies``): every link has its own proxy, and cutting or
-slowing links acts on the cluster the same way on the local and the Docker runtime. (The
-fault values built on it, chaos.faults.network, are tested in tests/unit/test_faults.py.)"""
+slowing links with the fault values (through the ``nemesis`` fixture) acts on the cluster the
+same way on the local and the Docker runtime."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
+from chaos.faults import Latency, Partition
 from chaos.runtime.base import ClusterSpec
-from chaos.topology import Link
 from chaos.wait import wait_for
 from system.config import ClusterSettings
 
@@ -36,43 +36,40 @@ def test_every_link_has_its_own_proxy(make_cluster):
     assert len(names) == 1 + 3 * 3 + 3 * 2
 
 
-def test_isolated_node_is_routed_around_then_catches_up(make_cluster):
-    rt = make_cluster()
-    with client_for(rt) as c:
-        cut = frozenset(link for link in rt.proxies.links() if "node-3" in (link.src, link.dst))
+def test_isolated_node_is_routed_around_then_catches_up(cluster, nemesis):
+    with client_for(cluster) as c:
         written = {}
-        rt.proxies.disable(cut)
-        try:
-            for i in range(100):  # no request may fail while node-3 is cut off
-                c.put(f"p{i}", f"v{i}")
-                written[f"p{i}"] = f"v{i}"
-            wait_for(lambda: _status(rt)["node-3"] in ("suspect", "dead"), timeout=15,
-                     description="the registry to stop hearing node-3")
-            assert node_stats(rt, "node-3")["keys"] < 100  # it really was cut off
-        finally:
-            rt.proxies.enable(cut)
-        wait_for(lambda: _status(rt)["node-3"] == "alive", timeout=15,
+        cut = nemesis.apply(Partition.isolating("node-3", clients=True))
+        assert {link for link in cut.cut if "node-3" in (link.src, link.dst)} == cut.cut
+        for i in range(100):  # no request may fail while node-3 is cut off
+            c.put(f"p{i}", f"v{i}")
+            written[f"p{i}"] = f"v{i}"
+        wait_for(lambda: _status(cluster)["node-3"] in ("suspect", "dead"), timeout=15,
+                 description="the registry to stop hearing node-3")
+        assert node_stats(cluster, "node-3")["keys"] < 100  # it really was cut off
+        nemesis.undo(cut)
+        wait_for(lambda: _status(cluster)["node-3"] == "alive", timeout=15,
                  description="node-3 alive again after the heal")
-        wait_node_has(rt, "node-3", written)  # hints delivered through the healed links
+        wait_node_has(cluster, "node-3", written)  # hints delivered through the healed links
 
 
-@pytest.mark.parametrize("w,fast", [(2, True), (3, False)])
-def test_write_does_not_wait_for_a_slow_owner_unless_w_needs_it(make_cluster, w, fast):
+def _quorum(w: int) -> ClusterSpec:
+    return ClusterSpec(settings=ClusterSettings(w=w, r=1, heartbeat_interval=0.5))
+
+
+@pytest.mark.parametrize("cluster,fast", [(_quorum(2), True), (_quorum(3), False)],
+                         ids=["w2", "w3"], indirect=["cluster"])
+def test_write_does_not_wait_for_a_slow_owner_unless_w_needs_it(cluster, nemesis, fast):
     """W=2 returns before the slow owner answers; W=3 (the control) must wait for it."""
-    settings = ClusterSettings(w=w, r=1, heartbeat_interval=0.5)
-    rt = make_cluster(ClusterSpec(settings=settings))
-    with client_for(rt, request_timeout=2.0) as c:
+    with client_for(cluster, request_timeout=2.0) as c:
         c.put("warm", "up")
-        slow = {Link("client", "node-1")}
-        rt.proxies.add_toxic(slow, "latency", name="slow", latency=300)
-        try:
+        with nemesis:
+            nemesis.apply(Latency("node-1", ms=300))  # every answer from node-1
             took = []
             for i in range(15):
                 t = time.perf_counter()
                 c.put(f"s{i}", "v")
                 took.append(time.perf_counter() - t)
-        finally:
-            rt.proxies.remove_toxic(slow, "slow")
         median = statistics.median(took)
         if fast:
             assert median < 0.15, f"W=2 waited for the slow owner: median {median:.3f}s"

@@ -60,6 +60,16 @@ def test_free_port_is_bindable():
         s.bind(("127.0.0.1", free_port()))
 
 
+def test_free_ports_are_drawn_below_the_ephemeral_range():
+    """Outgoing connections take ports from the ephemeral range: a service's pre-chosen port
+    there could be taken before it binds (seen as 'address already in use' under load)."""
+    from system.launch import _ephemeral_range
+
+    low, _ = _ephemeral_range()
+    ports = {free_port() for _ in range(20)}
+    assert all(10000 <= p < low for p in ports) and len(ports) > 1
+
+
 def test_open_runtime_refuses_bad_combinations_in_one_line():
     for kind, kw in [("docker", {"toxiproxy_url": "http://127.0.0.1:8474"}),
                      ("docker", {"registry_port": 5000}), ("podman", {})]:
