@@ -86,7 +86,8 @@ def open_runtime(kind: Literal["auto", "local", "docker"], spec: ClusterSpec, *,
         why = (f"{' and '.join(local_only)} given" if local_only else image_available())
         if why is None:
             return _docker(spec, labels, progress)
-        log.info("runtime auto: local processes, not docker (%s)", why)
+        message = f"runtime auto: local processes, not docker ({why})"
+        (progress or log.info)(message)
     elif kind == "docker":
         why = image_available()
         if why is not None:

@@ -60,3 +60,24 @@ def test_scenarios_lists_one_line_each():
     lines = proc.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(SCENARIOS)
     assert any(line.split()[1] == "*" for line in lines)  # the default is marked
+
+
+def test_without_docker_auto_says_why_in_one_line_and_an_explicit_docker_is_a_usage_error(
+        tmp_path):
+    import os
+
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    docker = subprocess.run([sys.executable, "-m", "chaos.cli", "run", "--runtime", "docker",
+                             "--report", str(tmp_path / "r1")], capture_output=True, text=True,
+                            timeout=60, env=env, cwd=tmp_path)
+    lines = docker.stderr.strip().splitlines()
+    assert docker.returncode == 2 and len(lines) == 1, docker.stderr
+    assert "the docker runtime cannot run here: no Docker engine answers" in lines[0]
+    assert "--runtime local" in lines[0] and not (tmp_path / "r1").exists()
+    auto = subprocess.run([sys.executable, "-m", "chaos.cli", "run", "noop", "--runtime", "auto",
+                           "--duration", "3", "--report", str(tmp_path / "r2")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert auto.returncode == 0, auto.stdout[-3000:] + auto.stderr[-3000:]
+    reason = [line for line in auto.stdout.splitlines() if "runtime auto" in line]
+    assert len(reason) == 1 and "not docker (no Docker engine answers" in reason[0]
+    assert "runtime=local" in auto.stdout and (tmp_path / "r2" / "verdict.json").exists()
