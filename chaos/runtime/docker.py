@@ -33,7 +33,7 @@ from chaos.runtime.meshed import MeshedRuntime, Progress, proxy_argv
 from chaos.seeds import derive
 from chaos.topology import CLIENT, REGISTRY, Link
 from chaos.toxiproxy import Toxiproxy
-from chaos.wait import http_ok, wait_for
+from chaos.wait import WaitTimeout, http_ok, wait_for
 from system.launch import node_argv, registry_argv
 
 __all__ = ["DockerRuntime", "HttpReady", "engine_answers", "LABEL"]
@@ -62,6 +62,10 @@ def published(container, *ports: int) -> dict[int, int]:
             if b.get("HostIp") == "127.0.0.1":
                 found[port] = int(b["HostPort"])
         if port not in found:
+            # an exited container publishes nothing: say it exited (at once), with its log
+            reason = _exited(container)
+            if reason:
+                raise WaitTimeout(f"stopped waiting for {container.name}: {reason}")
             raise RuntimeError(f"{container.name}: port {port} is not published on 127.0.0.1")
     return found
 
