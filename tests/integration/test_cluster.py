@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from chaos.runtime.base import ClusterSpec
-from chaos.wait import wait_for
+from chaos.wait import WaitTimeout, wait_for
 from system.coordinator import QuorumError
 from system.ring import HashRing
 
@@ -102,10 +102,13 @@ def test_scale_up_under_traffic_no_failed_request(make_cluster):
         for i in range(300):
             c.put(f"k{i}", f"v{i}")
 
+        written: set[str] = set()
+
         def traffic():
             i = 0
             while not done.is_set() and i < 5000:
                 try:
+                    written.add(f"t{i % 200}")  # before the put: it may land even if it fails
                     c.put(f"t{i % 200}", f"x{i}")
                     c.get(f"k{i % 300}")
                 except Exception as exc:  # any failure is the test's failure
@@ -128,7 +131,7 @@ def test_scale_up_under_traffic_no_failed_request(make_cluster):
         # keys moved: every node ends up holding exactly the keys it owns on the new ring, so
         # nothing is under-replicated and old owners dropped what they handed off
         ring = HashRing(rt.node_ids())
-        keys = [f"k{i}" for i in range(300)] + [f"t{i}" for i in range(200)]
+        keys = [f"k{i}" for i in range(300)] + sorted(written)  # the scale-up may be quick
 
         def misplaced() -> dict:
             wrong = {}
@@ -138,8 +141,17 @@ def test_scale_up_under_traffic_no_failed_request(make_cluster):
                 if have != want:
                     wrong[node] = {"missing": sorted(want - have)[:5], "extra": sorted(have - want)[:5]}
             return wrong
-        wait_for(lambda: not misplaced(), timeout=30, interval=0.3,
-                 description="every key on exactly its owners")
+        last: dict = {}
+
+        def placed() -> bool:
+            last.clear()
+            last.update(misplaced())
+            return not last
+
+        try:
+            wait_for(placed, timeout=30, interval=0.3, description="every key on its owners")
+        except WaitTimeout:
+            pytest.fail(f"keys not on exactly their owners after 30 s: {last}")
         assert 100 <= node_stats(rt, new)["keys"] <= 500
         for i in range(300):
             assert c.get(f"k{i}").value == f"v{i}"
