@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from system.backoff import JITTER_KINDS, Backoff
 from system.quorum import QuorumConfig
+from system.versions import check_skew
 
 __all__ = ["ClusterSettings", "NodeConfig", "RegistryConfig", "ClientConfig", "parse_node_args",
            "parse_registry_args"]
@@ -65,11 +66,14 @@ class NodeConfig:
     request_timeout: float = 1.0
     handoff_interval: float = 0.5
     log_level: str = "info"
+    clock_skew_ms: int = 0  # this node's wall clock runs this far off (the clock-skew fault)
+    seed: int | None = None  # the node gateway's randomness (retry jitter); None: unseeded
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def __post_init__(self) -> None:
         if self.storage not in ("durable", "memory"):
             raise ValueError(f"storage must be 'durable' or 'memory', got {self.storage!r}")
+        check_skew(self.clock_skew_ms)
         if not self.advertise:
             object.__setattr__(self, "advertise", f"{self.host}:{self.port}")
 
@@ -184,6 +188,9 @@ def parse_node_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | 
     p.add_argument("--request-timeout", dest="request_timeout", type=float)
     p.add_argument("--handoff-interval", dest="handoff_interval", type=float)
     p.add_argument("--log-level", dest="log_level")
+    p.add_argument("--clock-skew-ms", dest="clock_skew_ms", type=int,
+                   help="run this node's wall clock this many ms off (versions it coordinates)")
+    p.add_argument("--seed", type=int, help="seed of the node gateway's retry jitter")
     _add_cluster_args(p)
     args = p.parse_args(argv)
     node_id = args.id or env.get("CHAOSLAB_ID")

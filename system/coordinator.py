@@ -31,6 +31,8 @@ __all__ = ["Coordinator", "WriteResult", "ReadResult", "QuorumError"]
 
 log = logging.getLogger("chaoslab.coordinator")
 
+MAX_RESTAMPS = 2  # past that, the newer versions come from writes overlapping this one
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
@@ -41,13 +43,19 @@ class WriteResult:
     failed: dict[str, str]
     attempts: int
     quorum: QuorumConfig
+    restamps: int = 0  # times a replica's newer version made the write stamped again
+    superseded_by: list | None = None  # a newer version a replica kept instead (wallclock)
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "key": self.key, "version": self.version.encode(), "n": self.quorum.n,
             "w": self.quorum.w, "acks": len(self.acks), "replicas": list(self.acks),
             "owners": list(self.owners), "failed": self.failed, "attempts": self.attempts,
+            "restamps": self.restamps,
         }
+        if self.superseded_by is not None:
+            out["superseded_by"] = self.superseded_by
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +238,17 @@ class Coordinator:
 
     # ---- write ------------------------------------------------------------------------
     async def write(self, key: str, value: str, *, rid: str | None = None) -> WriteResult:
+        """Write with one version; retried with backoff when the quorum is not reached. A
+        replica holding a newer version answers with it: the write is stamped again past it
+        and sent again (at most ``MAX_RESTAMPS`` times), so a coordinator whose clock runs
+        behind does not lose an update that ended before its own began. A bare wall clock
+        (``--versions wallclock``) cannot move past it, and that write is lost to the newer
+        one: the weakened mode's lost update."""
         version = self.versions.now()
         delays = self.backoff.delays(self.rng)
         reached = False  # some replica was (or may have been) reached in some attempt
-        for attempt in range(1, self.retries + 2):
+        attempt, restamps = 1, 0
+        while True:
             owners = self.ring.preference_list(key, self.quorum.n)
             tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
             allowed = self._allowed(owners, tally)
@@ -244,12 +259,21 @@ class Coordinator:
             reached = reached or tally.reached or bool(tasks)  # before late answers come
             self._after_write(key, tally, tasks)
             if tally.succeeded:
+                newer = _superseded_by(tally, version)
+                if newer is not None and restamps < MAX_RESTAMPS:
+                    self.versions.observe(newer)
+                    fresh = self.versions.now()
+                    if fresh > newer:
+                        version, restamps = fresh, restamps + 1
+                        continue
                 return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
-                                   attempt, self.quorum)
-            if attempt <= self.retries:
-                await self.sleep(next(delays))
-        raise QuorumError("write", key, self.quorum.w, tally, owners, attempt,
-                          definite=not reached)
+                                   attempt, self.quorum, restamps,
+                                   newer.encode() if newer is not None else None)
+            if attempt > self.retries:
+                raise QuorumError("write", key, self.quorum.w, tally, owners, attempt,
+                                  definite=not reached)
+            attempt += 1
+            await self.sleep(next(delays))
 
     def _after_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
         """Let the slower owners finish in the background; once all have answered, leave
@@ -348,6 +372,21 @@ def _settle(task: asyncio.Task, node: str, tally: Tally) -> None:
     else:
         log.error("unexpected error from %s: %r", node, exc)
         tally.record_fail(node, f"{type(exc).__name__}: {exc}")
+
+
+def _superseded_by(tally: Tally, version: Version) -> Version | None:
+    """The newest version a replica kept instead of ``version`` (``current`` in its answer),
+    if any is newer."""
+    newest = None
+    for body in tally.ok.values():
+        if isinstance(body, dict) and body.get("applied") is False and "current" in body:
+            try:
+                current = Version.decode(body["current"])
+            except ValueError:
+                continue
+            if current > version and (newest is None or current > newest):
+                newest = current
+    return newest
 
 
 def _record(key: str, body) -> Record | None:

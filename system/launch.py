@@ -60,13 +60,18 @@ def cluster_argv(settings: ClusterSettings) -> list[str]:
 def node_argv(settings: ClusterSettings, *, node_id: str, port: int, registry: str,
               data_dir: str, storage: str = "durable", host: str | None = None,
               advertise: str | None = None, load_factor: int = 0, workers: int = 1,
-              log_level: str = "info", python: str = sys.executable) -> list[str]:
+              log_level: str = "info", seed: int | None = None, clock_skew_ms: int = 0,
+              python: str = sys.executable) -> list[str]:
     """``python -m system.node ...``; ``registry`` is a URL, ``advertise`` the ``host:port``
-    the others use (default ``host:port``)."""
+    the others use (default ``host:port``); ``seed`` seeds the node gateway's retry jitter."""
     argv = [python, "-m", "system.node", "--id", node_id, "--port", str(port),
             "--registry", registry, "--data-dir", data_dir, "--storage", storage,
             "--load-factor", str(load_factor), "--workers", str(workers),
             "--log-level", log_level]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    if clock_skew_ms:
+        argv += ["--clock-skew-ms", str(clock_skew_ms)]
     if host is not None:
         argv += ["--host", host]
     if advertise is not None:

@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-__all__ = ["Version", "HLC", "WallClockVersions", "VersionSource", "make_version_source"]
+__all__ = ["Version", "HLC", "WallClockVersions", "VersionSource", "SkewedClock",
+           "make_version_source", "MAX_SKEW_MS"]
+
+MAX_SKEW_MS = 86_400_000  # a day either way: more is a typo, not a skewed clock
 
 
 class Version(NamedTuple):
@@ -47,6 +50,32 @@ class VersionSource(Protocol):
     def now(self) -> Version: ...
 
     def observe(self, seen: Version) -> None: ...
+
+
+class SkewedClock:
+    """A wall clock ``skew_ms`` off the real one (``--clock-skew-ms``); the clock-skew fault
+    moves it while the process runs, as Jepsen's clock nemesis moves a host's clock."""
+
+    __slots__ = ("skew_ms", "_base")
+
+    def __init__(self, skew_ms: int = 0, *, base: Callable[[], float] = time.time) -> None:
+        self.skew_ms = check_skew(skew_ms)
+        self._base = base
+
+    def set(self, skew_ms: object) -> None:
+        self.skew_ms = check_skew(skew_ms)
+
+    def __call__(self) -> float:
+        return self._base() + self.skew_ms / 1000
+
+
+def check_skew(skew_ms: object) -> int:
+    """``skew_ms`` as an int within a day either way; ValueError naming the problem."""
+    if not isinstance(skew_ms, int) or isinstance(skew_ms, bool):
+        raise ValueError(f"clock skew must be an integer of milliseconds, got {skew_ms!r}")
+    if abs(skew_ms) > MAX_SKEW_MS:
+        raise ValueError(f"clock skew {skew_ms} ms is more than a day ({MAX_SKEW_MS} ms) either way")
+    return skew_ms
 
 
 class HLC:

@@ -228,7 +228,7 @@ class DockerRuntime(MeshedRuntime):
             s.settings, node_id=node_id, port=NODE_PORT, registry=registry, data_dir="/data",
             storage=s.storage, host="0.0.0.0", advertise=self._upstream(node_id),
             load_factor=s.load_factor, workers=s.node_workers, log_level=s.log_level,
-            python=PYTHON), ports=[NODE_PORT], volume=f"{self.prefix}-{node_id}-data")
+            seed=derive(s.seed, f"gateway:{node_id}"), python=PYTHON), ports=[NODE_PORT], volume=f"{self.prefix}-{node_id}-data")
         self._note_port(node_id)
 
     def _start_again(self, name: str) -> None:

@@ -177,7 +177,8 @@ class LocalRuntime(MeshedRuntime):
         self._spawn_process(node_id, node_argv(
             s.settings, node_id=node_id, port=self._port(node_id), registry=registry,
             data_dir=os.path.join(self.workdir, "data", node_id), storage=s.storage,
-            load_factor=s.load_factor, workers=s.node_workers, log_level=s.log_level))
+            load_factor=s.load_factor, workers=s.node_workers, log_level=s.log_level,
+            seed=derive(s.seed, f"gateway:{node_id}")))
 
     def _start_again(self, name: str) -> None:
         self._proc(name).start()

@@ -1,9 +1,14 @@
 """The node's HTTP API and its background duties (heartbeats, hinted handoff, rebalancing).
 
-Public: ``GET /data/{key}``, ``GET /keys``, ``GET /stats``, ``GET /health`` (the process
-answers), ``GET /ready`` (the store is open and the node has a member list).
+Public: ``GET /data/{key}`` (this replica's copy), ``GET /keys``, ``GET /stats``,
+``GET /health`` (the process answers), ``GET /ready`` (the store is open and the node has a
+member list).
+Gateway: every node can coordinate, as in Dynamo: ``POST /gateway/data`` and
+``GET /gateway/data/{key}`` are the registry gateway's API (quorum write, quorum read),
+with versions from this node's clock.
 Internal (coordinators and peers): ``POST /internal/write``, ``POST /internal/read``,
-``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``.
+``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``,
+``GET|POST /internal/clock`` (the clock's skew: the clock-skew fault).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 import time
 from collections import Counter
 
@@ -20,7 +26,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from system.backoff import Backoff
+from system.breaker import CircuitBreaker
 from system.config import NodeConfig, parse_node_args
+from system.coordinator import Coordinator, QuorumError
 from system.fasthttp import PooledTransport
 from system.http import (
     EXCEPTION_HANDLERS,
@@ -34,7 +43,7 @@ from system.ring import HashRing
 from system.storage import Record, Store, open_store
 from system.transport import Transport, TransportError
 from system.validation import BadRequest, check_key, check_node_id, check_value
-from system.versions import Version
+from system.versions import SkewedClock, Version, make_version_source
 
 __all__ = ["NodeService", "create_app", "app_from_argv"]
 
@@ -66,6 +75,15 @@ class NodeService:
         self._retry_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
         self._rebalance: asyncio.Task | None = None
+        self.clock = SkewedClock(config.clock_skew_ms)
+        c = config.cluster
+        self.gateway = Coordinator(
+            quorum=c.quorum, transport=self.transport,
+            versions=make_version_source(c.versions, self.id, clock=self.clock),
+            timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
+            rng=random.Random(None if config.seed is None else f"{config.seed}:{self.id}"), vnodes=c.vnodes,
+            breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
+        self.gateway.update_members({}, self.ring.nodes)
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -79,6 +97,7 @@ class NodeService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.gateway.drain(timeout=1.0)
         with contextlib.suppress(TransportError):
             await self.transport.request("POST", _hostport(self.config.registry), "/deregister",
                                          json={"id": self.id}, timeout=0.5)
@@ -101,6 +120,7 @@ class NodeService:
 
     def apply_write(self, record: Record, owners: list[str], hint_for: list[str]) -> bool:
         applied = self.store.put(record)
+        self.gateway.versions.observe(record.version)  # this node's writes come after it
         targets = set(hint_for)
         if self.has_members and self.id in self.ring.nodes:
             # a coordinator (or a peer) with an older ring may have missed owners this node
@@ -146,6 +166,7 @@ class NodeService:
         left = {m["id"] for m in members if m.get("status") == "left"}
         nodes = (set(self.addresses) | self.ring.nodes) - left
         self.has_members = True
+        self.gateway.update_members(self.addresses, nodes)
         new_ring = HashRing(nodes, vnodes=self.ring.vnodes)
         if new_ring == self.ring:
             return
@@ -213,6 +234,7 @@ class NodeService:
             "counters": dict(self.counters), "members": self.addresses,
             "ring": sorted(self.ring.nodes), "registry_reachable": self.registry_ok,
             "uptime_s": round(time.time() - self.started, 3),
+            "clock_skew_ms": self.clock.skew_ms,
         }
 
 
@@ -276,7 +298,46 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         owners, hint_for = _str_list(body, "owners"), _str_list(body, "hint_for")
         svc.burn()
         applied = svc.apply_write(record, owners, hint_for)
-        return 200, {"applied": applied, "node": svc.id}
+        if applied:
+            return 200, {"applied": True, "node": svc.id}
+        kept = svc.store.get(record.key)  # the newer version kept: the coordinator may restamp
+        return 200, {"applied": False, "node": svc.id,
+                     **({"current": kept.version.encode()} if kept is not None else {})}
+
+    # the node as a coordinator: the gateway's API, versions from this node's clock
+    async def gateway_write(body: dict, scope):
+        key, value = check_key(body.get("key")), check_value(body.get("value"))
+        if not svc.has_members:
+            return 503, {"error": f"{svc.id} has no member list yet: cannot place {key!r}"}
+        try:
+            result = await svc.gateway.write(key, value, rid=scope.get("request_id"))
+        except QuorumError as exc:
+            return 503, exc.as_json()
+        return 200, {**result.as_json(), "coordinator": svc.id}
+
+    async def gateway_read(key: str, scope):
+        key = check_key(key)
+        if not svc.has_members:
+            return 503, {"error": f"{svc.id} has no member list yet: cannot place {key!r}"}
+        try:
+            result = await svc.gateway.read(key, rid=scope.get("request_id"))
+        except QuorumError as exc:
+            return 503, exc.as_json()
+        return (200 if result.found else 404), {**result.as_json(), "coordinator": svc.id}
+
+    async def clock(request: Request):
+        if request.method == "POST":
+            if svc.config.workers > 1:
+                raise BadRequest(f"{svc.id} runs {svc.config.workers} workers: its clock can "
+                                 "only be skewed at start (--clock-skew-ms)", status=409)
+            body = _object(await read_json(request))
+            try:
+                svc.clock.set(body.get("skew_ms"))
+            except ValueError as exc:
+                raise BadRequest(f"'skew_ms': {exc}") from None
+            log.warning("clock skew set to %+d ms", svc.clock.skew_ms)
+        return json_response({"id": svc.id, "skew_ms": svc.clock.skew_ms,
+                              "now_ms": int(svc.clock() * 1000)})
 
     async def internal_batch(request: Request):
         body = _object(await read_json(request, limit=256 * 1024 * 1024))
@@ -328,13 +389,16 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             Route("/data/{key:path}", get_data), Route("/keys", keys), Route("/stats", stats),
             Route("/internal/batch", internal_batch, methods=["POST"]),
             Route("/internal/hints", internal_hints, methods=["POST"]),
+            Route("/internal/clock", clock, methods=["GET", "POST"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.service = svc
     fast = FastRoutes(app, {("POST", "/internal/read"): internal_read,
-                            ("POST", "/internal/write"): internal_write})
+                            ("POST", "/internal/write"): internal_write,
+                            ("POST", "/gateway/data"): gateway_write},
+                      prefixes={("GET", "/gateway/data/"): gateway_read})
     return RequestIdMiddleware(fast, service=svc.id)
 
 

@@ -38,8 +38,11 @@ def _unchanged(rt):
     (b'{"key":"a\\u0001b","value":"v"}', 400, "control characters"),
     (b'{"key":"stable","value":"' + BIG.encode() + b'"}', 413, "limit"),
 ])
-def test_gateway_rejects_bad_writes(seeded, body, status, words):
-    gw = seeded.endpoints().registry_direct
+@pytest.mark.parametrize("gateway", ["registry", "node"])
+def test_gateway_rejects_bad_writes(seeded, body, status, words, gateway):
+    """The registry's gateway, and every node's (``/gateway/data``): the same checks."""
+    gw = (seeded.endpoints().registry_direct if gateway == "registry"
+          else f"{seeded.node_url('node-1')}/gateway")
     r = httpx.post(f"{gw}/data", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     assert words in r.json()["error"] and r.json()["status"] == status

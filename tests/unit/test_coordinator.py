@@ -12,7 +12,7 @@ from system.breaker import CircuitBreaker
 from system.coordinator import Coordinator, QuorumError
 from system.quorum import QuorumConfig
 from system.transport import MockTransport, Reply, TransportError
-from system.versions import HLC
+from system.versions import HLC, SkewedClock, WallClockVersions
 
 pytestmark = pytest.mark.unit
 
@@ -40,19 +40,20 @@ class FakeCluster:
             old = store.get(body["key"])
             if old is None or tuple(old["version"]) < tuple(body["version"]):
                 store[body["key"]] = {"value": body["value"], "version": body["version"]}
-            return Reply(200, {"applied": True})
+                return Reply(200, {"applied": True})
+            return Reply(200, {"applied": False, "current": old["version"]})  # as a node does
         if path == "/internal/read":
             rec = store.get(body["key"])
             return Reply(200, {"found": False} if rec is None else {"found": True, **rec})
         return Reply(200, {"stored": len(body.get("keys", []))})
 
 
-def make(cluster: FakeCluster, *, w=2, r=2, retries=0, sleeps=None) -> Coordinator:
+def make(cluster: FakeCluster, *, w=2, r=2, retries=0, sleeps=None, versions=None) -> Coordinator:
     async def fake_sleep(d):
         sleeps.append(d)
 
     co = Coordinator(quorum=QuorumConfig(3, w, r), transport=MockTransport(cluster.handle),
-                     versions=HLC("co"), timeout=5.0, retries=retries,
+                     versions=versions or HLC("co"), timeout=5.0, retries=retries,
                      backoff=Backoff(0.01, 0.5, "full"), rng=random.Random(3),
                      breaker_factory=lambda: CircuitBreaker(failure_threshold=1, cooldown=60),
                      sleep=fake_sleep if sleeps is not None else asyncio.sleep)
@@ -222,3 +223,51 @@ async def test_read_quorum_error_is_definite_only_without_any_reached_replica():
     with pytest.raises(QuorumError) as err:
         await co.read("k")
     assert err.value.definite is True
+
+
+@pytest.mark.parametrize("kind", ["hlc", "wallclock"])
+async def test_a_coordinator_whose_clock_runs_behind(kind):
+    """A write that ended before another began must win. A coordinator a minute behind
+    stamps an older version; replicas answer with the newer one they keep. A hybrid logical
+    clock stamps again past it; a bare wall clock cannot, and the later write is lost."""
+    cluster = FakeCluster()
+    source = {"hlc": HLC, "wallclock": WallClockVersions}[kind]
+    on_time = make(cluster, versions=source("on-time"))
+    behind = make(cluster, versions=source("behind", clock=SkewedClock(-60_000)))
+    first = await on_time.write("k", "first")
+    second = await behind.write("k", "second")
+    final = await on_time.read("k")
+    if kind == "hlc":
+        assert final.value == "second" and second.restamps == 1
+        assert second.version > first.version and second.superseded_by is None
+    else:
+        assert final.value == "first" and second.restamps == 0  # the lost update
+        assert second.superseded_by == first.version.encode()
+
+
+async def test_restamping_is_bounded():
+    """Replicas that always hold something newer (writers overlapping this one) do not make
+    the coordinator stamp forever."""
+    cluster = FakeCluster()
+    co = make(cluster)
+
+    async def always_newer(method, address, path, body):
+        if path == "/internal/write":
+            wall = body["version"][0] + 1000
+            return Reply(200, {"applied": False, "current": [wall, 0, "zz"]})
+        return Reply(200, {})
+
+    co.transport = MockTransport(always_newer)
+    res = await co.write("k", "v")
+    assert res.restamps == 2 and res.superseded_by is not None
+
+
+def test_skewed_clock_moves_and_refuses_nonsense():
+    clock = SkewedClock(-1500, base=lambda: 100.0)
+    assert clock() == 98.5
+    clock.set(2000)
+    assert clock() == 102.0
+    for bad in (True, 1.5, "5", 86_400_001):
+        with pytest.raises(ValueError, match="skew"):
+            clock.set(bad)
+    assert clock.skew_ms == 2000

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from chaos.faults import (
     FAULTS,
     Blackhole,
+    ClockSkew,
     FaultError,
     Flap,
     Kill,
@@ -41,7 +42,7 @@ def bound(fault):
 
 def test_every_family_is_registered_by_name():
     assert {"kill", "stop", "pause", "restart", "registry-down", "partition", "latency",
-            "bandwidth", "blackhole", "reset-peer", "flap", "scale-up"} <= set(FAULTS)
+            "bandwidth", "blackhole", "reset-peer", "flap", "scale-up", "clock-skew"} <= set(FAULTS)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -52,6 +53,7 @@ def test_every_family_is_registered_by_name():
     ("latency:node-1:ms=150:jitter=10:stream=both", Latency("node-1", 150, 10, "in", "both")),
     ("scale-up:2", ScaleUp(2)),
     ("registry-down", RegistryDown()),
+    ("clock-skew:node-2:ms=-8000", ClockSkew("node-2", -8000)),
 ])
 def test_written_form(text, expected):
     assert parse_fault(text) == expected
@@ -78,6 +80,17 @@ def test_binding_checks_targets_against_the_topology():
     with pytest.raises(FaultError, match="unknown target 'node-7'"):
         bound(Partition.isolating("node-7"))
     assert bound(Kill("registry")) == Kill("registry")
+
+
+@pytest.mark.parametrize("fault,message", [
+    (ClockSkew("registry"), "the registry has no clock to skew"),
+    (ClockSkew("node-1", 0), "ms=0 is no skew"),
+    (ClockSkew("node-1", 86_400_001), "more than a day"),
+])
+def test_clock_skew_is_checked_before_anything_starts(fault, message):
+    with pytest.raises(FaultError, match=message):
+        bound(fault)
+    assert bound(ClockSkew("node-1", 1)).resources() == frozenset({"clock:node-1"})
 
 
 # ---- partition plans are pure functions of the links ---------------------------------------
