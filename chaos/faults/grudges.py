@@ -34,18 +34,21 @@ def between(groups: Sequence[Collection[str]], links: Iterable[Link]) -> frozens
                      and group_of[link.src] != group_of[link.dst])
 
 
-def split(minority: Collection[str], nodes: Sequence[str], links: Iterable[Link]) -> frozenset[Link]:
-    """``minority`` against the other nodes, the registry with the majority side."""
+def split(minority: Collection[str], nodes: Sequence[str], links: Iterable[Link], *,
+          clients: bool = False) -> frozenset[Link]:
+    """``minority`` against the other nodes, the registry with the majority side; with
+    ``clients``, the clients too (they cannot reach the minority)."""
     minority = set(minority)
-    majority = [n for n in nodes if n not in minority] + [REGISTRY]
+    majority = [n for n in nodes if n not in minority] + [REGISTRY] + ([CLIENT] if clients else [])
     return between([sorted(minority), majority], links)
 
 
-def halves(nodes: Sequence[str], links: Iterable[Link], rng: random.Random) -> frozenset[Link]:
+def halves(nodes: Sequence[str], links: Iterable[Link], rng: random.Random, *,
+           clients: bool = False) -> frozenset[Link]:
     """Random halves (the smaller one is the minority), drawn from ``rng``."""
     shuffled = list(nodes)
     rng.shuffle(shuffled)
-    return split(shuffled[: len(shuffled) // 2], nodes, links)
+    return split(shuffled[: len(shuffled) // 2], nodes, links, clients=clients)
 
 
 def majorities_ring(nodes: Sequence[str], links: Iterable[Link]) -> frozenset[Link]:

@@ -75,8 +75,9 @@ class Partition(FaultBase):
         return cls("isolate", (node,), clients)
 
     @classmethod
-    def splitting(cls, *minority: str) -> Partition:
-        return cls("split", tuple(minority))
+    def splitting(cls, *minority: str, clients: bool = False) -> Partition:
+        """``clients``: the clients stay with the majority and cannot reach the minority."""
+        return cls("split", tuple(minority), clients)
 
     @classmethod
     def one_way(cls, sources: tuple[str, ...] | str, targets: tuple[str, ...] | str) -> Partition:
@@ -95,9 +96,9 @@ class Partition(FaultBase):
             cut = frozenset().union(*(grudges.isolate(n, links, clients=self.clients)
                                       for n in self.nodes))
         elif self.shape == "split":
-            cut = grudges.split(self.nodes, nodes, links)
+            cut = grudges.split(self.nodes, nodes, links, clients=self.clients)
         elif self.shape == "halves":
-            cut = grudges.halves(nodes, links, rng)
+            cut = grudges.halves(nodes, links, rng, clients=self.clients)
         elif self.shape == "ring":
             cut = grudges.majorities_ring(nodes, links)
         elif self.shape == "bridge":

@@ -111,17 +111,19 @@ def test_isolate_cuts_exactly_the_links_of_the_node(nodes, data):
                for other in nodes if other != node)
 
 
-@given(NODES, st.integers(0, 2**32))
-def test_halves_cut_only_between_sides_and_keep_the_registry_with_the_majority(nodes, seed):
+@given(NODES, st.integers(0, 2**32), st.booleans())
+def test_halves_cut_only_between_sides_and_keep_the_registry_with_the_majority(nodes, seed,
+                                                                              clients):
+    """With ``clients`` the clients stay with the majority too: they lose the minority."""
     links = Topology(tuple(nodes)).links
-    cut = grudges.halves(nodes, links, random.Random(seed))
+    cut = grudges.halves(nodes, links, random.Random(seed), clients=clients)
     minority = {n for n in nodes if Link(n, REGISTRY) in cut}
     assert 1 <= len(minority) <= len(nodes) // 2
-    side = {n: n in minority for n in [*nodes, REGISTRY]}
-    crossing = {link for link in links if CLIENT not in (link.src, link.dst)
+    side = {n: n in minority for n in [*nodes, REGISTRY, CLIENT]}
+    crossing = {link for link in links if (clients or CLIENT not in (link.src, link.dst))
                 and side[link.src] != side[link.dst]}
     assert cut == crossing
-    assert grudges.halves(nodes, links, random.Random(seed)) == cut  # seeded
+    assert grudges.halves(nodes, links, random.Random(seed), clients=clients) == cut  # seeded
 
 
 @given(st.integers(3, 9))
