@@ -7,7 +7,7 @@ the default 12 s of traffic; ``chaoslab run NAME --duration D`` stretches them
 
 from __future__ import annotations
 
-from chaos.checkers import Availability, NoLostWrites
+from chaos.checkers import Availability, Convergence, HerdPeak, NoLostWrites
 from chaos.faults import Blackhole, Flap, Kill, Latency, Partition, Pause, RegistryDown, ScaleUp
 from chaos.nemesis import Schedule
 from chaos.scenario import Scenario
@@ -16,6 +16,7 @@ __all__ = ["SCENARIOS", "DEFAULT", "scenario_named"]
 
 NOOP = Scenario()
 ALL_OK = (Availability(min_ratio=1.0), NoLostWrites())
+CAUGHT_UP = (*ALL_OK, Convergence())  # and every replica holds the newest copy after
 
 
 def _one(name: str, description: str, fault, *, checkers=ALL_OK, at: float = 3.0,
@@ -27,14 +28,15 @@ def _one(name: str, description: str, fault, *, checkers=ALL_OK, at: float = 3.0
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     NOOP.but(name="noop", description="no fault: the baseline every other run is held to",
              checkers=ALL_OK),
-    _one("kill-one", "SIGKILL one node under load, restart it: every operation succeeds",
-         Kill("node-1")),
+    _one("kill-one", "SIGKILL one node under load, restart it: every operation succeeds, and "
+         "the restarted node catches up", Kill("node-1"), checkers=CAUGHT_UP),
     NOOP.but(name="kill-two", description="two of three nodes killed: writes fail with the "
              "counts (503), nothing acknowledged is lost",
              checkers=(NoLostWrites(),),
              schedule=Schedule.of((Kill("node-1"), 3.0, 4.0), (Kill("node-2"), 3.5, 3.5))),
-    _one("pause-one", "freeze one node (SIGSTOP): breakers open, traffic fails over",
-         Pause("node-2")),
+    _one("pause-one", "freeze one node (SIGSTOP): breakers open, traffic fails over, and no "
+         "burst hits it when it resumes", Pause("node-2"),
+         checkers=(*ALL_OK, HerdPeak(max_ratio=3.0))),
     _one("isolate-one", "cut one node off from its peers, the registry and the clients",
          Partition.isolating("node-3", clients=True)),
     _one("split", "a minority/majority split; the registry and the clients stay with the "
@@ -51,7 +53,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     _one("registry-down", "the registry dies: smart clients go on from their cached members",
          RegistryDown()),
     _one("scale-up", "a fourth node joins under load: keys rebalance, nothing fails",
-         ScaleUp(), duration=0.0),
+         ScaleUp(), duration=0.0, checkers=CAUGHT_UP),
     NOOP.but(name="full-outage", description="every node killed, then all restarted: "
              "acknowledged writes survive",
              checkers=(NoLostWrites(),),

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-__all__ = ["OpType", "Op", "History", "HistoryWriter", "FaultWindow", "NEMESIS", "INTERRUPTED"]
+__all__ = ["OpType", "Op", "History", "HistoryWriter", "FaultWindow", "FinalState", "NEMESIS",
+           "INTERRUPTED"]
 
 NEMESIS = "nemesis"  # the process name of fault records
 INTERRUPTED = "interrupted"  # the error of an operation cut short by the end of the run
@@ -76,6 +77,17 @@ class FaultWindow:
     end: float
 
 
+class FinalState(dict):
+    """The final reads (key -> value, None: absent), and what the replicas hold after the
+    quiet period: ``replicas`` (node -> key -> version) and ``copies`` (how many owners
+    each key should have). A plain mapping of the reads to checkers that need only those."""
+
+    def __init__(self, reads=(), *, replicas: dict | None = None, copies: int | None = None):
+        super().__init__(reads)
+        self.replicas = replicas
+        self.copies = copies
+
+
 class History:
     """An append-only list of operations, safe to add to from several threads."""
 
@@ -84,6 +96,9 @@ class History:
         self.t0 = clock() if t0 is None else t0
         self._ops: list[Op] = []
         self._lock = threading.Lock()
+        # what the system reported over the run, beside the operations: name -> [(t, value)]
+        # on this history's axis, e.g. "arrivals:node-2" (replica requests per 100 ms)
+        self.series: dict[str, list[tuple[float, float]]] = {}
 
     def now(self) -> float:
         return self._clock() - self.t0

@@ -42,7 +42,7 @@ from chaos.runtime.base import ClusterSpec
 SESSION_LABEL = "org.chaoslab.test-session"
 RUNTIME_CHOICES = ("local", "docker")
 _SETTINGS = ("n", "w", "r", "vnodes", "versions", "heartbeat_interval", "suspect_after",
-             "dead_after")
+             "dead_after", "repair")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -43,6 +43,9 @@ def write_report(result, directory: str, *, replay: str | None = None) -> dict[s
     with open(paths["verdict.json"], "wb") as fh:
         fh.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     result.history.dump(paths["history.jsonl"])
+    if result.history.series:
+        with open(os.path.join(directory, "series.json"), "wb") as fh:
+            fh.write(orjson.dumps(result.history.series))
 
     checks = result.verdict.parts or (result.verdict,)
     cases = [_case(sc.name, c.name, c.valid, c.summary, c.evidence) for c in checks]

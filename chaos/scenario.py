@@ -27,8 +27,9 @@ from typing import Any
 
 from chaos.checkers import CHECKERS, Checker, Compose, Validity, Verdict, make_checker
 from chaos.faults.base import FaultError
-from chaos.history import History, OpType
+from chaos.history import FinalState, History, OpType
 from chaos.nemesis import Nemesis, Schedule, ScheduleError
+from chaos.observe import node_arrivals, replica_versions, wait_until_quiet
 from chaos.runtime.base import ClusterSpec
 from chaos.seeds import derive
 from chaos.topology import Topology
@@ -59,6 +60,7 @@ class Scenario:
     checkers: tuple[Checker | str, ...] = ("availability", "durability")
     steady_state: float = 2.0  # seconds of traffic that must be healthy before any fault
     steady_min_ok: float = 0.99  # the share of operations that must succeed in that time
+    quiet: float = 15.0  # after the traffic: at most this long for hinted handoff to catch up
 
     def but(self, **changes: Any) -> Scenario:
         """A copy with ``changes`` (``dataclasses.replace``)."""
@@ -96,6 +98,8 @@ class Scenario:
                                 f"traffic's {self.workload.duration:g}s")
         if not 0.0 <= self.steady_min_ok <= 1.0:
             raise ScenarioError(f"steady_min_ok must be from 0 to 1, got {self.steady_min_ok}")
+        if not 0.0 <= self.quiet <= 600:
+            raise ScenarioError(f"quiet must be from 0 to 600 seconds, got {self.quiet}")
         for checker in self.checkers:
             try:
                 make_checker(checker)
@@ -131,6 +135,7 @@ class Scenario:
             "schedule": self.schedule.as_json(),
             "checkers": [_checker_json(c) for c in self.resolved_checkers()],
             "steady_state": self.steady_state, "steady_min_ok": self.steady_min_ok,
+            "quiet": self.quiet,
         }
 
     @classmethod
@@ -147,7 +152,8 @@ class Scenario:
                        workload=Workload(**data["workload"]),
                        schedule=Schedule.from_json(data["schedule"]),
                        checkers=tuple(checkers), steady_state=float(data["steady_state"]),
-                       steady_min_ok=float(data["steady_min_ok"]))
+                       steady_min_ok=float(data["steady_min_ok"]),
+                       quiet=float(data.get("quiet", 15.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ScenarioError(f"not a recorded scenario: {exc}") from None
 
@@ -287,6 +293,12 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                         client_config(sc, endpoints.registry)) as kv:
             final = final_reads(kv, keys)
         timings["final_reads_s"] = time.monotonic() - t
+        history.series.update(node_arrivals(runtime, t0=history.t0))
+        t = time.monotonic()
+        timings["quiet_s"] = wait_until_quiet(runtime, timeout=sc.quiet)
+        final = FinalState(final, replicas=replica_versions(runtime),
+                           copies=min(sc.cluster.settings.n, len(runtime.node_ids())))
+        timings["replica_reads_s"] = time.monotonic() - t
     finally:
         if not started:
             runtime.stop()

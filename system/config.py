@@ -33,9 +33,12 @@ class ClusterSettings:
     heartbeat_interval: float = 2.0
     suspect_after: int = 2
     dead_after: int = 3
+    repair: str = "on"  # on | off (weakened: no hinted handoff, no read repair)
 
     def __post_init__(self) -> None:
         QuorumConfig(self.n, self.w, self.r)  # validates
+        if self.repair not in ("on", "off"):
+            raise ValueError(f"repair must be 'on' or 'off', got {self.repair!r}")
         if self.versions not in ("hlc", "wallclock"):
             raise ValueError(f"versions must be 'hlc' or 'wallclock', got {self.versions!r}")
         if not (math.isfinite(self.heartbeat_interval) and self.heartbeat_interval > 0):
@@ -138,6 +141,8 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--heartbeat-interval", type=float)
     g.add_argument("--suspect-after", type=int, help="missed heartbeats before suspect")
     g.add_argument("--dead-after", type=int, help="missed heartbeats before dead")
+    g.add_argument("--repair", choices=["on", "off"],
+                   help="hinted handoff and read repair (off: a weakened mode, replicas diverge)")
 
 
 def _resolve(cls, args: argparse.Namespace, env: Mapping[str, str], **fixed):

@@ -133,6 +133,7 @@ class Coordinator:
     breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker
     hedge_after: float = 0.0
     vnodes: int = 64
+    repair: bool = True  # hinted handoff and read repair (False: the weakened mode)
     sleep: Callable[[float], object] = asyncio.sleep
     addresses: dict[str, str] = field(default_factory=dict)
     ring: HashRing = field(default_factory=HashRing)
@@ -253,8 +254,9 @@ class Coordinator:
             tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
             allowed = self._allowed(owners, tally)
             # owners behind an open breaker get a hint stored with the write itself
+            hint_for = [o for o in owners if o not in allowed] if self.repair else []
             body = Raw(orjson.dumps({"key": key, "value": value, "version": version.encode(),
-                                     "owners": owners, "hint_for": [o for o in owners if o not in allowed]}))
+                                     "owners": owners, "hint_for": hint_for}))
             tasks = await self._fan_out(tally, allowed, "/internal/write", body, rid)
             reached = reached or tally.reached or bool(tasks)  # before late answers come
             self._after_write(key, tally, tasks)
@@ -293,7 +295,7 @@ class Coordinator:
 
     def _leave_hints(self, key: str, tally: Tally) -> None:
         missed = [n for n, why in tally.failed.items() if why != "circuit open"]
-        if tally.ok and missed:
+        if tally.ok and missed and self.repair:
             self._spawn(self._send_hints(key, list(tally.ok), missed))
 
     async def _send_hints(self, key: str, holders: list[str], missed: list[str]) -> None:
@@ -328,7 +330,8 @@ class Coordinator:
                 if newest is not None:
                     self.versions.observe(newest.version)
                     stale = [n for n, r in records.items() if r is None or r.version < newest.version]
-                    self._spawn(self._repair(newest, stale, tasks, owners))
+                    if self.repair:
+                        self._spawn(self._repair(newest, stale, tasks, owners))
                 return ReadResult(key, newest, owners, tuple(tally.ok), dict(tally.failed),
                                   tuple(stale), attempt, self.quorum)
             if attempt <= self.retries:

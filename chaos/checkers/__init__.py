@@ -17,9 +17,12 @@ from chaos.checkers.base import (
     make_checker,
     register,
 )
+from chaos.checkers.convergence import Convergence
 from chaos.checkers.durability import NoLostWrites
 from chaos.checkers.latency import LatencyPerWindow
+from chaos.checkers.recovery import HerdPeak
 from chaos.checkers.session import ReadYourWrites
 
 __all__ = ["Validity", "Verdict", "Checker", "CHECKERS", "register", "make_checker", "compose",
-           "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites"]
+           "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites", "HerdPeak",
+           "Convergence"]

@@ -1,6 +1,7 @@
 """The node's HTTP API and its background duties (heartbeats, hinted handoff, rebalancing).
 
-Public: ``GET /data/{key}`` (this replica's copy), ``GET /keys``, ``GET /stats``,
+Public: ``GET /data/{key}`` (this replica's copy), ``GET /keys`` (``?versions=true``: with
+each copy's version), ``GET /stats``,
 ``GET /health`` (the process answers), ``GET /ready`` (the store is open and the node has a
 member list).
 Gateway: every node can coordinate, as in Dynamo: ``POST /gateway/data`` and
@@ -9,6 +10,8 @@ with versions from this node's clock.
 Internal (coordinators and peers): ``POST /internal/write``, ``POST /internal/read``,
 ``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``,
 ``GET|POST /internal/clock`` (the clock's skew: the clock-skew fault).
+Observation: ``GET /stats/arrivals`` (replica requests that arrived per 100 ms, on the host's
+monotonic clock: how a harness measures a herd on a recovering node).
 """
 
 from __future__ import annotations
@@ -53,6 +56,30 @@ HANDOFF_BATCH = 256
 SCAN_BATCH = 1000
 
 
+class Arrivals:
+    """Replica requests counted per ``bucket`` seconds of the monotonic clock (system-wide on
+    Linux, shared by the host's processes and containers), for the last ``keep`` buckets."""
+
+    __slots__ = ("bucket", "keep", "_counts", "_clock")
+
+    def __init__(self, *, bucket: float = 0.1, keep: int = 6000, clock=time.monotonic) -> None:
+        self.bucket, self.keep, self._clock = bucket, keep, clock
+        self._counts: dict[int, int] = {}
+
+    def note(self) -> None:
+        b = int(self._clock() / self.bucket)
+        counts = self._counts
+        if b not in counts:
+            counts[b] = 0
+            if len(counts) > self.keep:
+                del counts[next(iter(counts))]  # the oldest: buckets are added in time order
+        counts[b] += 1
+
+    def as_json(self) -> dict:
+        return {"bucket_s": self.bucket, "clock": "monotonic",
+                "buckets": [[round(b * self.bucket, 3), n] for b, n in self._counts.items()]}
+
+
 class NodeService:
     """State and duties of one node, separate from the HTTP layer."""
 
@@ -75,20 +102,24 @@ class NodeService:
         self._retry_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
         self._rebalance: asyncio.Task | None = None
+        self.repair = config.cluster.repair == "on"
         self.clock = SkewedClock(config.clock_skew_ms)
+        self.arrivals = Arrivals()
         c = config.cluster
         self.gateway = Coordinator(
             quorum=c.quorum, transport=self.transport,
             versions=make_version_source(c.versions, self.id, clock=self.clock),
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
-            rng=random.Random(None if config.seed is None else f"{config.seed}:{self.id}"), vnodes=c.vnodes,
+            rng=random.Random(None if config.seed is None else f"{config.seed}:{self.id}"),
+            vnodes=c.vnodes, repair=c.repair == "on",
             breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
         self.gateway.update_members({}, self.ring.nodes)
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-                       asyncio.create_task(self._handoff_loop(), name="handoff")]
+        self._tasks = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        if self.repair:  # --repair off (weakened): a node that missed writes never gets them
+            self._tasks.append(asyncio.create_task(self._handoff_loop(), name="handoff"))
 
     async def stop(self) -> None:
         for task in [*self._tasks, self._rebalance]:
@@ -122,7 +153,7 @@ class NodeService:
         applied = self.store.put(record)
         self.gateway.versions.observe(record.version)  # this node's writes come after it
         targets = set(hint_for)
-        if self.has_members and self.id in self.ring.nodes:
+        if self.has_members and self.id in self.ring.nodes and self.repair:
             # a coordinator (or a peer) with an older ring may have missed owners this node
             # knows of; a copy this node does not own is handed to them, then dropped
             targets.update(o for o in self.ring.preference_list(record.key, self.n)
@@ -172,7 +203,8 @@ class NodeService:
             return
         old_ring, self.ring = self.ring, new_ring
         self.store.set_meta("ring", orjson.dumps(sorted(nodes)).decode())
-        if old_ring.nodes and self.id in new_ring.nodes:  # a fresh node has nothing to move
+        # a fresh node has nothing to move; without repair (weakened) nothing is ever handed off
+        if old_ring.nodes and self.id in new_ring.nodes and self.repair:
             log.info("ring changed %s -> %s: rebalancing", sorted(old_ring.nodes), sorted(new_ring.nodes))
             if self._rebalance is not None:
                 self._rebalance.cancel()
@@ -285,6 +317,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
 
     # the replica hot path: served by FastRoutes, without the framework's stack
     async def internal_read(body: dict, scope):
+        svc.arrivals.note()
         key = check_key(body.get("key"))
         svc.burn()
         svc.counters["reads"] += 1
@@ -294,6 +327,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         return 200, {"key": key, "found": True, "value": rec.value, "version": rec.version.encode()}
 
     async def internal_write(body: dict, scope):
+        svc.arrivals.note()
         record = _parse_record(body)
         owners, hint_for = _str_list(body, "owners"), _str_list(body, "hint_for")
         svc.burn()
@@ -368,12 +402,20 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
             raise BadRequest("'limit' must be an integer") from None
         if not 1 <= limit <= 10000:
             raise BadRequest("'limit' must be between 1 and 10000")
+        versions = request.query_params.get("versions", "false")
+        if versions not in ("true", "false"):
+            raise BadRequest("'versions' must be true or false")
         recs = svc.store.scan(after, limit)
-        return json_response({"keys": [r.key for r in recs],
-                              "next": recs[-1].key if len(recs) == limit else None})
+        out = {"keys": [r.key for r in recs], "next": recs[-1].key if len(recs) == limit else None}
+        if versions == "true":  # what a convergence check compares across replicas
+            out["versions"] = [r.version.encode() for r in recs]
+        return json_response(out)
 
     async def stats(request: Request):
         return json_response(svc.stats())
+
+    async def arrivals(request: Request):
+        return json_response({"id": svc.id, **svc.arrivals.as_json()})
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -387,6 +429,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         routes=[
             Route("/health", health), Route("/ready", ready),
             Route("/data/{key:path}", get_data), Route("/keys", keys), Route("/stats", stats),
+            Route("/stats/arrivals", arrivals),
             Route("/internal/batch", internal_batch, methods=["POST"]),
             Route("/internal/hints", internal_hints, methods=["POST"]),
             Route("/internal/clock", clock, methods=["GET", "POST"]),

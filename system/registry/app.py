@@ -17,6 +17,7 @@ replies and ``GET /nodes?view=...`` give each participant its own view.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import logging
 import random
@@ -74,7 +75,7 @@ class Registry:
             quorum=c.quorum, transport=transport or PooledTransport(),
             versions=make_version_source(c.versions, f"gateway@{config.advertise}"),
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
-            rng=random.Random(config.seed), vnodes=c.vnodes,
+            rng=random.Random(config.seed), vnodes=c.vnodes, repair=c.repair == "on",
             breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
         if config.launcher == "local":
             self.launcher = LocalProcessLauncher(
@@ -166,9 +167,7 @@ class Registry:
         return {
             "health": self.membership.health(c.n),
             "nodes": [m.as_json() for m in members],
-            "settings": {"n": c.n, "w": c.w, "r": c.r, "vnodes": c.vnodes,
-                         "versions": c.versions, "heartbeat_interval": c.heartbeat_interval,
-                         "suspect_after": c.suspect_after, "dead_after": c.dead_after},
+            "settings": dataclasses.asdict(c),  # every field: clients build theirs from it
             "ring": {"nodes": sorted(ring.nodes), "ownership": ring.ownership()},
             "launcher": self.launcher.name,
             "hints": {k: v.get("hints", {}) for k, v in self.node_stats.items()},

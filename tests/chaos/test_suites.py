@@ -39,8 +39,19 @@ def part(result, name: str) -> chaos.Verdict:
 
 
 def test_one_node_killed_under_load_every_operation_succeeds(chaos_run):
+    """Availability, durability, and catch-up: the restarted node gets what it missed."""
     result = chaos_run(named("kill-one"))
     assert result.valid, result.explain()
+    assert part(result, "convergence").evidence["keys"] > 0
+
+
+def test_a_killed_node_never_catches_up_without_repair(chaos_run):
+    """The control: with hinted handoff and read repair off, the restarted node keeps the
+    holes of its downtime, and convergence must see them."""
+    result = chaos_run(named("kill-one", cluster=quorum(repair="off")))
+    verdict = part(result, "convergence")
+    assert verdict.valid is chaos.Validity.INVALID, result.explain()
+    assert all("node-1" in d["behind"] or d["missing"] for d in verdict.evidence["divergent"].values())
 
 
 def test_one_node_killed_with_w3_is_caught(chaos_run):
@@ -129,7 +140,31 @@ def test_registry_death_smart_clients_go_on_from_their_cache(chaos_run, client, 
     assert result.verdict.valid == expected, result.explain()
 
 
-def test_scale_up_under_load_fails_nothing_and_moves_keys(chaos_run, tmp_path):
-    result = chaos_run(named("scale-up"))
-    assert result.valid, result.explain()
-    assert len(result.final) > 0
+def settled_before_join(result) -> tuple[set[str], set[str]]:
+    """Keys whose every write completed before the new node joined, and those of them the
+    new node holds once the run has quieted: it can only have them by rebalancing."""
+    (join,) = [op.time for op in result.history.nemesis_ops() if op.f == "scale-up"][:1]
+    last: dict[str, float] = {}
+    for inv, comp in result.history.completions():
+        if inv.is_client and inv.f == "write" and comp.type is not OpType.FAIL:
+            last[inv.key] = max(last.get(inv.key, 0.0), comp.time)
+    settled = {k for k, t in last.items() if t < join}
+    new = set(result.final.replicas) - set(result.scenario.cluster.node_ids())
+    (node,) = new
+    return settled, settled & set(result.final.replicas[node])
+
+
+MOVED_SHARE = 0.5  # of the 3/4 of settled keys a fourth node owns with N=3
+
+
+@pytest.mark.parametrize("repair,moves", [("on", True), ("off", False)])
+def test_scale_up_under_load_fails_nothing_and_moves_keys(chaos_run, repair, moves):
+    """The control: without hinted handoff, nothing is handed to the new node."""
+    result = chaos_run(named("scale-up", cluster=quorum(repair=repair)))
+    settled, moved = settled_before_join(result)
+    assert settled, "no key was written only before the join: lengthen the steady state"
+    if moves:
+        assert result.valid, result.explain()
+        assert len(moved) >= MOVED_SHARE * 0.75 * len(settled), (len(moved), len(settled))
+    else:
+        assert not moved, f"{len(moved)} keys reached the new node without handoff"

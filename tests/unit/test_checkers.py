@@ -7,6 +7,8 @@ import pytest
 from chaos.checkers import (
     CHECKERS,
     Availability,
+    Convergence,
+    HerdPeak,
     NoLostWrites,
     ReadYourWrites,
     Validity,
@@ -201,3 +203,62 @@ def test_operations_cut_short_by_the_end_of_the_run_are_not_unavailability():
     h.add("w1", "info", "write", "k", "2", error="interrupted")
     assert availability(h).valid is Validity.VALID and availability(h).evidence["total"] == 1
     assert NoLostWrites().check(h, {"k": "2"}).valid is Validity.VALID  # it may have happened
+
+
+# ---- convergence: every copy the newest, on as many replicas as a key has owners ----------
+def _final(replicas, copies=3):
+    from chaos.history import FinalState
+
+    return FinalState({}, replicas=replicas, copies=copies)
+
+
+def test_convergence_holds_when_every_owner_has_the_newest_copy():
+    v = (5, 0, "c")
+    verdict = Convergence().check(History(), _final({"n1": {"k": v}, "n2": {"k": v}, "n3": {"k": v}}))
+    assert verdict.valid is Validity.VALID and verdict.evidence["keys"] == 1
+
+
+@pytest.mark.parametrize("replicas,why", [
+    ({"n1": {"k": (5, 0, "c")}, "n2": {"k": (5, 0, "c")}, "n3": {"k": (4, 0, "c")}}, "behind"),
+    ({"n1": {"k": (5, 0, "c")}, "n2": {"k": (5, 0, "c")}, "n3": {}}, "missing"),
+])
+def test_convergence_names_the_divergent_keys(replicas, why):
+    verdict = Convergence().check(History(), _final(replicas))
+    assert verdict.valid is Validity.INVALID
+    found = verdict.evidence["divergent"]["k"]
+    assert (found["behind"] == {"n3": [4, 0, "c"]}) if why == "behind" else found["missing"] == 1
+
+
+def test_convergence_without_replica_reads_is_unknown():
+    assert Convergence().check(History(), {"k": "v"}).valid is Validity.UNKNOWN
+
+
+# ---- herd: the busiest 100 ms at a recovering node over its steady mean --------------------
+def _paused(after_heal: list[int]) -> History:
+    h = History(clock=lambda: 0.0, t0=0.0)
+    h.add("nemesis", "invoke", "pause", "n2", {"step": 0, "phase": "apply"}, at=3.0)
+    h.add("nemesis", "ok", "pause", "n2", {"step": 0, "phase": "heal"}, at=5.0)
+    steady = [(round(0.5 + i / 10, 1), 10) for i in range(25)]  # 10 per 100 ms until 3 s
+    h.series["arrivals:n2"] = steady + [(round(5.0 + i / 10, 1), n) for i, n in enumerate(after_heal)]
+    return h
+
+
+def test_herd_peak_within_the_ratio_is_valid_and_a_burst_is_caught():
+    assert HerdPeak(max_ratio=3.0).check(_paused([12, 25, 10]), {}).valid is Validity.VALID
+    burst = HerdPeak(max_ratio=3.0).check(_paused([12, 80, 10]), {})
+    assert burst.valid is Validity.INVALID and burst.evidence["windows"][0]["peak"] == 80
+    assert "8.0x" in burst.summary
+
+
+def test_herd_of_a_restarted_node_compares_with_the_fleet_mean():
+    h = _paused([12, 25])
+    h.series["arrivals:n1"] = h.series.pop("arrivals:n2")  # n2 lost its counters in a restart
+    h.series["arrivals:n2"] = [(5.1, 90)]
+    verdict = HerdPeak(max_ratio=3.0).check(h, {})
+    assert verdict.valid is Validity.INVALID and verdict.evidence["windows"][0]["steady_mean"] == 10
+
+
+def test_herd_without_counts_is_unknown():
+    h = _paused([1])
+    h.series.clear()
+    assert HerdPeak().check(h, {}).valid is Validity.UNKNOWN
