@@ -23,7 +23,10 @@ if TYPE_CHECKING:  # the names below, imported on first use (the CLI starts fast
     from chaos.checkers import (
         Availability,
         Checker,
+        Convergence,
+        HerdPeak,
         NoLostWrites,
+        StaleReads,
         Validity,
         Verdict,
         compose,
@@ -32,6 +35,7 @@ if TYPE_CHECKING:  # the names below, imported on first use (the CLI starts fast
         FAULTS,
         Bandwidth,
         Blackhole,
+        ClockSkew,
         Fault,
         FaultError,
         Flap,
@@ -55,9 +59,9 @@ if TYPE_CHECKING:  # the names below, imported on first use (the CLI starts fast
 
 _WHERE = {
     "SCENARIOS": "chaos.catalog",
-    **dict.fromkeys(["Availability", "Checker", "NoLostWrites", "Validity", "Verdict",
-                     "compose"], "chaos.checkers"),
-    **dict.fromkeys(["FAULTS", "Bandwidth", "Blackhole", "Fault", "FaultError", "Flap", "Kill",
+    **dict.fromkeys(["Availability", "Checker", "NoLostWrites", "StaleReads", "Convergence",
+                     "HerdPeak", "Validity", "Verdict", "compose"], "chaos.checkers"),
+    **dict.fromkeys(["FAULTS", "Bandwidth", "Blackhole", "ClockSkew", "Fault", "FaultError", "Flap", "Kill",
                      "Latency", "Partition", "Pause", "RegistryDown", "ResetPeer", "Restart",
                      "ScaleUp", "Stop", "parse_fault"], "chaos.faults"),
     **dict.fromkeys(["History", "Op"], "chaos.history"),
@@ -89,8 +93,8 @@ __all__ = [
     # faults and schedules
     "Fault", "FaultError", "FAULTS", "parse_fault", "Kill", "Stop", "Pause", "Restart",
     "RegistryDown", "Partition", "Latency", "Bandwidth", "Blackhole", "ResetPeer", "Flap",
-    "ScaleUp", "Schedule", "Step", "Nemesis",
+    "ScaleUp", "ClockSkew", "Schedule", "Step", "Nemesis",
     # what happened and what it means
     "History", "Op", "Checker", "Verdict", "Validity", "compose", "Availability",
-    "NoLostWrites",
+    "NoLostWrites", "StaleReads", "Convergence", "HerdPeak",
 ]

@@ -7,7 +7,7 @@ the default 12 s of traffic; ``chaoslab run NAME --duration D`` stretches them
 
 from __future__ import annotations
 
-from chaos.checkers import Availability, Convergence, HerdPeak, NoLostWrites
+from chaos.checkers import Availability, Convergence, HerdPeak, NoLostWrites, StaleReads
 from chaos.faults import Blackhole, Flap, Kill, Latency, Partition, Pause, RegistryDown, ScaleUp
 from chaos.nemesis import Schedule
 from chaos.scenario import Scenario
@@ -15,7 +15,7 @@ from chaos.scenario import Scenario
 __all__ = ["SCENARIOS", "DEFAULT", "scenario_named"]
 
 NOOP = Scenario()
-ALL_OK = (Availability(min_ratio=1.0), NoLostWrites())
+ALL_OK = (Availability(min_ratio=1.0), NoLostWrites(), StaleReads())
 CAUGHT_UP = (*ALL_OK, Convergence())  # and every replica holds the newest copy after
 
 

@@ -57,7 +57,7 @@ class Scenario:
     cluster: ClusterSpec = field(default_factory=ClusterSpec)  # the only N/W/R
     workload: Workload = field(default_factory=Workload)
     schedule: Schedule = field(default_factory=Schedule)  # empty: no faults
-    checkers: tuple[Checker | str, ...] = ("availability", "durability")
+    checkers: tuple[Checker | str, ...] = ("availability", "durability", "stale-reads")
     steady_state: float = 2.0  # seconds of traffic that must be healthy before any fault
     steady_min_ok: float = 0.99  # the share of operations that must succeed in that time
     quiet: float = 15.0  # after the traffic: at most this long for hinted handoff to catch up

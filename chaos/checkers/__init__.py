@@ -20,9 +20,11 @@ from chaos.checkers.base import (
 from chaos.checkers.convergence import Convergence
 from chaos.checkers.durability import NoLostWrites
 from chaos.checkers.latency import LatencyPerWindow
+from chaos.checkers.linearizable import Linearizable
 from chaos.checkers.recovery import HerdPeak
 from chaos.checkers.session import ReadYourWrites
+from chaos.checkers.stale import StaleReads
 
 __all__ = ["Validity", "Verdict", "Checker", "CHECKERS", "register", "make_checker", "compose",
            "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites", "HerdPeak",
-           "Convergence"]
+           "Convergence", "StaleReads", "Linearizable"]

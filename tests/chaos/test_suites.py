@@ -115,6 +115,16 @@ def test_network_faults_lose_nothing_and_keep_serving(chaos_run, name, w, expect
         assert failed(result, "write") and part(result, "durability").ok  # nothing lost, though
 
 
+@pytest.mark.parametrize("wr,expected", [(2, "valid"), (1, "invalid")])
+def test_no_read_is_stale_with_overlapping_quorums_even_without_repair(chaos_run, wr, expected):
+    """node-3 is cut off, then comes back without hinted handoff or read repair, holding
+    old copies. R+W>N still reads the newest; the control W=1/R=1 reads node-3's old copies,
+    and the stale-read checker must catch it."""
+    result = chaos_run(named("isolate-one", cluster=quorum(w=wr, r=wr, repair="off"),
+                             checkers=(chaos.StaleReads(),)))
+    assert result.verdict.valid == expected, result.explain()
+
+
 def test_a_one_way_cut_from_a_replica_costs_the_clients_nothing(chaos_run):
     """node-1 cannot reach its peers or the registry, which marks it dead; they and the
     clients still reach it, and the ring keeps a node until it leaves, so no key moves.

@@ -11,6 +11,7 @@ from chaos.checkers import (
     HerdPeak,
     NoLostWrites,
     ReadYourWrites,
+    StaleReads,
     Validity,
     Verdict,
     compose,
@@ -262,3 +263,53 @@ def test_herd_without_counts_is_unknown():
     h = _paused([1])
     h.series.clear()
     assert HerdPeak().check(h, {}).valid is Validity.UNKNOWN
+
+
+# ---- stale reads: judged on values, in real time ------------------------------------------
+def _ops(*ops) -> History:
+    """(process, f, value, invoke_at, complete_at, type[, read_value]) on key k."""
+    h = History(clock=lambda: 0.0, t0=0.0)
+    events = []
+    for op in ops:
+        process, f, value, start, end, kind, *got = op
+        events.append((start, process, "invoke", f, value if f == "write" else None))
+        events.append((end, process, kind, f, got[0] if f == "read" else value))
+    for at, process, kind, f, value in sorted(events, key=lambda e: e[0]):
+        h.add(process, kind, f, "k", value, at=at)
+    return h
+
+
+def stale(h: History) -> Verdict:
+    return StaleReads().check(h, {})
+
+
+def test_a_read_after_an_acknowledged_write_sees_it_or_newer():
+    h = _ops(("a", "write", "v1", 0, 1, "ok"), ("b", "read", None, 2, 3, "ok", "v1"),
+             ("a", "write", "v2", 4, 5, "ok"), ("b", "read", None, 4.5, 6, "ok", "v1"))
+    assert stale(h).valid is Validity.VALID  # the second read overlaps v2: v1 is fine
+
+
+def test_a_read_of_an_older_value_is_stale():
+    h = _ops(("a", "write", "v1", 0, 1, "ok"), ("a", "write", "v2", 2, 3, "ok"),
+             ("b", "read", None, 4, 5, "ok", "v1"))
+    verdict = stale(h)
+    assert verdict.valid is Validity.INVALID
+    assert verdict.evidence["stale"][0]["read"] == "v1" and verdict.evidence["stale"][0]["at_least"] == "v2"
+
+
+def test_a_read_that_finds_nothing_after_an_acknowledged_write_is_stale():
+    h = _ops(("a", "write", "v1", 0, 1, "ok"), ("b", "read", None, 2, 3, "ok", None))
+    assert stale(h).evidence["stale"][0]["why"] == "found nothing"
+
+
+def test_an_indeterminate_write_may_land_late_and_a_failed_one_never():
+    late = _ops(("a", "write", "v1", 0, 1, "info"), ("a", "write", "v2", 2, 3, "ok"),
+                ("b", "read", None, 4, 5, "ok", "v1"))
+    assert stale(late).valid is Validity.VALID
+    failed = _ops(("a", "write", "v1", 0, 1, "fail"), ("b", "read", None, 2, 3, "ok", "v1"))
+    verdict = stale(failed)
+    assert verdict.valid is Validity.INVALID and verdict.evidence["phantom"][0]["why"] == "its write failed"
+
+
+def test_stale_reads_without_reads_is_unknown():
+    assert stale(_ops(("a", "write", "v1", 0, 1, "ok"))).valid is Validity.UNKNOWN

@@ -16,7 +16,8 @@ PUBLIC = {
     "run", "RunResult", "Fault", "FaultError", "FAULTS", "parse_fault", "Kill", "Stop", "Pause",
     "Restart", "RegistryDown", "Partition", "Latency", "Bandwidth", "Blackhole", "ResetPeer",
     "Flap", "ScaleUp", "Schedule", "Step", "Nemesis", "History", "Op", "Checker", "Verdict",
-    "Validity", "compose", "Availability", "NoLostWrites",
+    "Validity", "compose", "Availability", "NoLostWrites", "StaleReads", "Convergence",
+    "HerdPeak", "ClockSkew",
 }
 
 
