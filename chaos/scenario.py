@@ -160,7 +160,9 @@ class Scenario:
 
 def _checker_json(checker: Checker) -> dict:
     name = next((n for n, cls in CHECKERS.items() if isinstance(checker, cls)), None)
-    fields = dataclasses.asdict(checker) if dataclasses.is_dataclass(checker) else {}
+    # the options a scenario file can hold: fields shown in the repr (an injected clock is not)
+    fields = ({f.name: getattr(checker, f.name) for f in dataclasses.fields(checker)
+               if f.repr and f.init} if dataclasses.is_dataclass(checker) else {})
     return {"checker": name or checker.name, **fields}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import chaos
 from chaos.catalog import SCENARIOS
-from chaos.checkers import LatencyPerWindow
+from chaos.checkers import LatencyPerWindow, Linearizable
 from chaos.history import OpType
 
 pytestmark = pytest.mark.chaos
@@ -119,10 +119,11 @@ def test_network_faults_lose_nothing_and_keep_serving(chaos_run, name, w, expect
 def test_no_read_is_stale_with_overlapping_quorums_even_without_repair(chaos_run, wr, expected):
     """node-3 is cut off, then comes back without hinted handoff or read repair, holding
     old copies. R+W>N still reads the newest; the control W=1/R=1 reads node-3's old copies,
-    and the stale-read checker must catch it."""
+    and both the stale-read and the linearizability checker must catch it."""
     result = chaos_run(named("isolate-one", cluster=quorum(w=wr, r=wr, repair="off"),
-                             checkers=(chaos.StaleReads(),)))
+                             checkers=(chaos.StaleReads(), Linearizable())))
     assert result.verdict.valid == expected, result.explain()
+    assert part(result, "stale-reads").valid == part(result, "linearizable").valid == expected
 
 
 def test_a_one_way_cut_from_a_replica_costs_the_clients_nothing(chaos_run):

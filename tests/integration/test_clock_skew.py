@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from chaos import History, NoLostWrites, Validity
+from chaos.checkers import Linearizable
 from chaos.faults import ClockSkew
 from chaos.pytest_plugin import spec_from
 from chaos.topology import Topology
@@ -46,14 +47,22 @@ def test_a_node_whose_clock_runs_behind_loses_updates_only_with_wall_clocks(make
             assert answer["coordinator"] == "node-2"
     assert httpx.get(f"{behind}/internal/clock", timeout=2).json()["skew_ms"] == 0  # healed
     gateway = rt.endpoints().registry
-    final = {f"k{i}": httpx.get(f"{gateway}/data/k{i}", timeout=5).json()["value"] for i in range(5)}
-    verdict = NoLostWrites().check(history, final)
+    final = {}
+    for i in range(5):
+        history.add("p3", "invoke", "read", f"k{i}")
+        final[f"k{i}"] = httpx.get(f"{gateway}/data/k{i}", timeout=5).json()["value"]
+        history.add("p3", "ok", "read", f"k{i}", final[f"k{i}"])
+    lost = NoLostWrites().check(history, final)
+    order = Linearizable().check(history, final)
     if versions == "hlc":
         assert final == {f"k{i}": f"second-{i}" for i in range(5)}
-        assert verdict.valid is Validity.VALID, verdict.explain()
-    else:  # the weakened mode: the later writes lose to the earlier, and the checker sees it
+        assert lost.valid is Validity.VALID, lost.explain()
+        assert order.valid is Validity.VALID, order.explain()
+    else:  # the weakened mode: the later writes lose to the earlier, and the checkers see it
         assert final == {f"k{i}": f"first-{i}" for i in range(5)}
-        assert verdict.valid is Validity.INVALID and len(verdict.evidence["lost"]) == 5
+        assert lost.valid is Validity.INVALID and len(lost.evidence["lost"]) == 5
+        assert order.valid is Validity.INVALID, order.explain()
+        assert "first-" in order.summary, order.summary
 
 
 def test_the_clock_endpoint_refuses_bad_input_and_keeps_the_skew(make_cluster):
