@@ -19,6 +19,7 @@ from chaos.checkers.base import (
 )
 from chaos.checkers.convergence import Convergence
 from chaos.checkers.durability import NoLostWrites
+from chaos.checkers.failover import Failover
 from chaos.checkers.latency import LatencyPerWindow
 from chaos.checkers.linearizable import Linearizable
 from chaos.checkers.recovery import HerdPeak
@@ -27,4 +28,4 @@ from chaos.checkers.stale import StaleReads
 
 __all__ = ["Validity", "Verdict", "Checker", "CHECKERS", "register", "make_checker", "compose",
            "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites", "HerdPeak",
-           "Convergence", "StaleReads", "Linearizable"]
+           "Convergence", "StaleReads", "Failover", "Linearizable"]

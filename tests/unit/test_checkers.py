@@ -8,6 +8,7 @@ from chaos.checkers import (
     CHECKERS,
     Availability,
     Convergence,
+    Failover,
     HerdPeak,
     NoLostWrites,
     ReadYourWrites,
@@ -313,3 +314,34 @@ def test_an_indeterminate_write_may_land_late_and_a_failed_one_never():
 
 def test_stale_reads_without_reads_is_unknown():
     assert stale(_ops(("a", "write", "v1", 0, 1, "ok"))).valid is Validity.UNKNOWN
+
+
+# ---- failover: the longest stretch without success on the affected keys ----------------------
+def _outage(write_oks: list[float], read_oks: list[float]) -> History:
+    h = History(clock=lambda: 0.0, t0=0.0)
+    h.add("nemesis", "invoke", "pause", "n2", {"step": 0, "phase": "apply"}, at=2.0)
+    events = [(t, "w", "write") for t in write_oks] + [(t, "r", "read") for t in read_oks]
+    events.append((2.5, "w", "write-fail"))
+    for t, process, f in sorted(events):
+        kind = "fail" if f == "write-fail" else "ok"
+        h.add(process, "invoke", f.removesuffix("-fail"), "k", "v", at=t - 0.01)
+        h.add(process, kind, f.removesuffix("-fail"), "k", "v", at=t)
+    h.add("nemesis", "ok", "pause", "n2", {"step": 0, "phase": "heal"}, at=6.0)
+    return h
+
+
+def test_failover_within_the_threshold_and_a_stalled_kind_is_caught():
+    steady = [2.2, 2.9, 3.6, 4.3, 5.0, 5.7]
+    assert Failover(max_s=1.0).check(_outage(steady, steady), {}).valid is Validity.VALID
+    stalled = Failover(max_s=1.0).check(_outage([2.1, 5.9], steady), {})  # reads go on
+    assert stalled.valid is Validity.INVALID
+    row = stalled.evidence["faults"][0]
+    assert row["outage_of"] == "write" and row["failover_s"] == pytest.approx(3.8) and row["failed"] == 1
+
+
+def test_failover_uses_the_keys_the_node_holds():
+    from chaos.history import FinalState
+
+    final = FinalState({}, replicas={"n2": {"other": (1, 0, "c")}}, copies=3)
+    verdict = Failover().check(_outage([2.1, 5.9], []), final)  # nothing on n2's keys
+    assert verdict.valid is Validity.UNKNOWN and "no operation" in verdict.summary
