@@ -25,9 +25,10 @@ from typing import Any
 import orjson
 
 __all__ = ["OpType", "Op", "History", "HistoryWriter", "FaultWindow", "FinalState", "NEMESIS",
-           "INTERRUPTED"]
+           "EVENT", "INTERRUPTED"]
 
 NEMESIS = "nemesis"  # the process name of fault records
+EVENT = "event:"  # the prefix of processes whose records are observations (a breaker moved)
 INTERRUPTED = "interrupted"  # the error of an operation cut short by the end of the run
 
 
@@ -57,7 +58,13 @@ class Op:
 
     @property
     def is_client(self) -> bool:
-        return self.process != NEMESIS
+        """A client operation: not a fault record, not an observation."""
+        return self.process != NEMESIS and not self.process.startswith(EVENT)
+
+    @property
+    def is_event(self) -> bool:
+        """An observation a client made (``f`` says what: ``breaker``), not an operation."""
+        return self.process.startswith(EVENT)
 
     @property
     def interrupted(self) -> bool:
@@ -125,7 +132,11 @@ class History:
         return [op for op in self.ops if op.is_client]
 
     def nemesis_ops(self) -> list[Op]:
-        return [op for op in self.ops if not op.is_client]
+        return [op for op in self.ops if op.process == NEMESIS]
+
+    def events(self, f: str | None = None) -> list[Op]:
+        """The clients' observations (``f``: only those of that kind, e.g. ``breaker``)."""
+        return [op for op in self.ops if op.is_event and (f is None or op.f == f)]
 
     def completions(self) -> list[tuple[Op, Op]]:
         """(invoke, completion) pairs per process, in order of completion."""

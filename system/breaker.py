@@ -1,7 +1,9 @@
 """A per-node circuit breaker: closed -> open after consecutive failures -> half-open after a
 cooldown (one probe at a time) -> closed on a success, open again on a failure.
 
-Pure: time comes from an injected monotonic ``clock``.
+Pure: time comes from an injected monotonic ``clock``. ``on_change(old, new)`` is told of
+every transition as it is seen: closed -> open, open -> half_open (when the probe is let
+through), half_open -> closed or open.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class BreakerState(StrEnum):
 
 
 class CircuitBreaker:
-    __slots__ = ("failure_threshold", "cooldown", "_clock", "_failures", "_opened_at", "_probing")
+    __slots__ = ("failure_threshold", "cooldown", "_clock", "_failures", "_opened_at", "_probing",
+                 "on_change")
 
     def __init__(
         self,
@@ -28,6 +31,7 @@ class CircuitBreaker:
         failure_threshold: int = 3,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState, BreakerState], None] | None = None,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
@@ -39,6 +43,11 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        self.on_change = on_change
+
+    def _moved(self, old: BreakerState, new: BreakerState) -> None:
+        if self.on_change is not None and old is not new:
+            self.on_change(old, new)
 
     @property
     def state(self) -> BreakerState:
@@ -55,20 +64,27 @@ class CircuitBreaker:
             return True
         if state is BreakerState.HALF_OPEN and not self._probing:
             self._probing = True
+            self._moved(BreakerState.OPEN, BreakerState.HALF_OPEN)
             return True
         return False
 
     def record_success(self) -> None:
+        was = BreakerState.CLOSED if self._opened_at is None else (
+            BreakerState.HALF_OPEN if self._probing else BreakerState.OPEN)
         self._failures = 0
         self._opened_at = None
         self._probing = False
+        self._moved(was, BreakerState.CLOSED)
 
     def record_failure(self) -> None:
-        self._probing = False
+        probing, self._probing = self._probing, False
         if self._opened_at is not None:
             # a failed probe (or a late failure while open) restarts the cooldown
             self._opened_at = self._clock()
+            if probing:
+                self._moved(BreakerState.HALF_OPEN, BreakerState.OPEN)
             return
         self._failures += 1
         if self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
+            self._moved(BreakerState.CLOSED, BreakerState.OPEN)

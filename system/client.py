@@ -27,10 +27,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from system.breaker import CircuitBreaker
+from system.breaker import BreakerState, CircuitBreaker
 from system.config import ClientConfig
 from system.coordinator import Coordinator, QuorumError, ReadResult, WriteResult
 from system.fasthttp import PooledTransport
@@ -58,7 +58,11 @@ class RegistryUnavailable(Exception):
 
 class SmartClient:
     def __init__(self, config: ClientConfig | None = None, *, transport: Transport | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_breaker: Callable[[str, BreakerState, BreakerState], None] | None = None,
+                 ) -> None:
+        """``on_breaker(node, old, new)`` hears every circuit-breaker transition (the harness
+        records them into its history)."""
         self.config = config = config or ClientConfig()
         self.rng = rng or random.Random(config.seed)
         self.id = f"client-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
@@ -68,7 +72,7 @@ class SmartClient:
             versions=make_version_source(config.cluster.versions, self.id),
             timeout=config.request_timeout, retries=config.retries, backoff=config.backoff,
             rng=self.rng, hedge_after=config.hedge_after, vnodes=config.cluster.vnodes,
-            repair=config.cluster.repair == "on",
+            repair=config.cluster.repair == "on", on_breaker=on_breaker,
             breaker_factory=lambda: CircuitBreaker(failure_threshold=config.breaker_threshold,
                                                    cooldown=config.breaker_cooldown))
         self.registry_reachable = False

@@ -12,6 +12,7 @@ then fails with :class:`QuorumError` carrying the counts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -134,6 +135,7 @@ class Coordinator:
     hedge_after: float = 0.0
     vnodes: int = 64
     repair: bool = True  # hinted handoff and read repair (False: the weakened mode)
+    on_breaker: Callable[[str, BreakerState, BreakerState], None] | None = None  # node, old, new
     sleep: Callable[[float], object] = asyncio.sleep
     addresses: dict[str, str] = field(default_factory=dict)
     ring: HashRing = field(default_factory=HashRing)
@@ -154,6 +156,8 @@ class Coordinator:
         b = self.breakers.get(node)
         if b is None:
             b = self.breakers[node] = self.breaker_factory()
+            if self.on_breaker is not None:
+                b.on_change = functools.partial(self.on_breaker, node)
         return b
 
     # ---- requests to one owner --------------------------------------------------------

@@ -17,6 +17,7 @@ from chaos.checkers.base import (
     make_checker,
     register,
 )
+from chaos.checkers.breaker import Breakers
 from chaos.checkers.convergence import Convergence
 from chaos.checkers.durability import NoLostWrites
 from chaos.checkers.failover import Failover
@@ -28,4 +29,4 @@ from chaos.checkers.stale import StaleReads
 
 __all__ = ["Validity", "Verdict", "Checker", "CHECKERS", "register", "make_checker", "compose",
            "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites", "HerdPeak",
-           "Convergence", "StaleReads", "Failover", "Linearizable"]
+           "Convergence", "StaleReads", "Failover", "Breakers", "Linearizable"]

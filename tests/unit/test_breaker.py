@@ -212,3 +212,47 @@ def test_breaker_follows_the_documented_state_machine(threshold, cooldown, plan)
             b.record_failure()
             model.failure(fake.now)
         assert b.state == model.state(fake.now)
+
+
+def test_every_transition_is_told_as_it_is_seen():
+    fake = FakeClock()
+    seen = []
+    b = CircuitBreaker(failure_threshold=2, cooldown=1.0, clock=lambda: fake.now,
+                       on_change=lambda old, new: seen.append((str(old), str(new))))
+    b.record_failure()
+    b.record_failure()  # the threshold: open
+    assert not b.allow()
+    fake.now += 1.0
+    assert b.allow()  # the probe: half-open
+    b.record_failure()  # the probe failed: open again
+    fake.now += 1.0
+    assert b.allow()
+    b.record_success()  # closed
+    b.record_success()  # nothing moves
+    assert seen == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
+                    ("open", "half_open"), ("half_open", "closed")]
+
+
+@given(st.integers(1, 4), st.sampled_from([0.0, 1.0, 2.0]), actions)
+@settings(max_examples=120, deadline=None)
+def test_the_told_transitions_follow_the_state_machine(threshold, cooldown, plan):
+    """Consecutive transitions chain (each starts where the last ended), and none is a
+    non-move; the state machine's edges only."""
+    fake = FakeClock()
+    seen = []
+    b = CircuitBreaker(failure_threshold=threshold, cooldown=cooldown, clock=lambda: fake.now,
+                       on_change=lambda old, new: seen.append((old, new)))
+    for action, dt in plan:
+        if action == "wait":
+            fake.now += dt
+        elif action == "allow":
+            b.allow()
+        elif action == "ok":
+            b.record_success()
+        else:
+            b.record_failure()
+    legal = {(BreakerState.CLOSED, BreakerState.OPEN), (BreakerState.OPEN, BreakerState.HALF_OPEN),
+             (BreakerState.HALF_OPEN, BreakerState.OPEN), (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+             (BreakerState.OPEN, BreakerState.CLOSED)}  # a late success while open
+    assert all(move in legal for move in seen)
+    assert all(a[1] == b_[0] for a, b_ in zip(seen, seen[1:], strict=False))

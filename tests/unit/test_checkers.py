@@ -7,6 +7,7 @@ import pytest
 from chaos.checkers import (
     CHECKERS,
     Availability,
+    Breakers,
     Convergence,
     Failover,
     HerdPeak,
@@ -345,3 +346,43 @@ def test_failover_uses_the_keys_the_node_holds():
     final = FinalState({}, replicas={"n2": {"other": (1, 0, "c")}}, copies=3)
     verdict = Failover().check(_outage([2.1, 5.9], []), final)  # nothing on n2's keys
     assert verdict.valid is Validity.UNKNOWN and "no operation" in verdict.summary
+
+
+# ---- breakers: the transitions the clients recorded ------------------------------------------
+def _breaker_run(moves, *, heal=5.0) -> History:
+    h = History(clock=lambda: 0.0, t0=0.0)
+    h.add("nemesis", "invoke", "pause", "n2", {"step": 0, "phase": "apply"}, at=2.0)
+    h.add("nemesis", "ok", "pause", "n2", {"step": 0, "phase": "heal"}, at=heal)
+    for t, old, new in moves:
+        h.add("event:c1", "info", "breaker", "n2", {"from": old, "to": new}, at=t)
+    return h
+
+
+def test_breakers_open_during_the_fault_and_close_after():
+    h = _breaker_run([(2.6, "closed", "open"), (3.7, "open", "half_open"),
+                      (3.8, "half_open", "open"), (5.2, "open", "half_open"),
+                      (5.3, "half_open", "closed")])
+    verdict = Breakers(cooldown=1.0).check(h, {})
+    assert verdict.valid is Validity.VALID, verdict.summary
+    assert verdict.evidence["faults"][0]["opened"] == 1
+
+
+@pytest.mark.parametrize("moves,problem", [
+    ([], "no breaker for n2 opened"),
+    ([(2.6, "closed", "open"), (2.9, "open", "half_open"), (3.0, "half_open", "closed")],
+     "before the 1s cooldown"),
+    ([(2.6, "closed", "half_open")], "not a breaker transition"),
+    ([(2.6, "closed", "open")], "not closed 3s after the heal"),
+])
+def test_breaker_problems_are_named(moves, problem):
+    h = _breaker_run(moves or [(0.5, "closed", "open"), (1.6, "open", "half_open"),
+                               (1.7, "half_open", "closed")])
+    verdict = Breakers(cooldown=1.0).check(h, {})
+    assert verdict.valid is Validity.INVALID and problem in str(verdict.evidence["problems"])
+
+
+def test_breakers_without_events_is_unknown_and_events_are_not_operations():
+    h = _breaker_run([(2.6, "closed", "open")])
+    assert all(not op.is_client for op in h.events())
+    assert Availability().check(h, {}).valid is Validity.UNKNOWN  # no client operation at all
+    assert Breakers().check(History(), {}).valid is Validity.UNKNOWN
