@@ -103,6 +103,7 @@ class History:
         self.t0 = clock() if t0 is None else t0
         self._ops: list[Op] = []
         self._lock = threading.Lock()
+        self._pairs: tuple[int, list[tuple[Op, Op]]] | None = None
         # what the system reported over the run, beside the operations: name -> [(t, value)]
         # on this history's axis, e.g. "arrivals:node-2" (replica requests per 100 ms)
         self.series: dict[str, list[tuple[float, float]]] = {}
@@ -118,6 +119,7 @@ class History:
         with self._lock:
             op = Op(len(self._ops), process, OpType(type_), f, key, value, t, error, version)
             self._ops.append(op)
+            self._pairs = None
             return op
 
     @property
@@ -139,15 +141,19 @@ class History:
         return [op for op in self.ops if op.is_event and (f is None or op.f == f)]
 
     def completions(self) -> list[tuple[Op, Op]]:
-        """(invoke, completion) pairs per process, in order of completion."""
-        open_: dict[str, Op] = {}
-        pairs = []
-        for op in self.ops:
-            if op.type is OpType.INVOKE:
-                open_[op.process] = op
-            elif op.process in open_:
-                pairs.append((open_.pop(op.process), op))
-        return pairs
+        """(invoke, completion) pairs per process, in order of completion (computed once
+        until the history changes: every checker asks for them)."""
+        with self._lock:
+            if self._pairs is None or self._pairs[0] != len(self._ops):
+                open_: dict[str, Op] = {}
+                pairs = []
+                for op in self._ops:
+                    if op.type is OpType.INVOKE:
+                        open_[op.process] = op
+                    elif op.process in open_:
+                        pairs.append((open_.pop(op.process), op))
+                self._pairs = (len(self._ops), pairs)
+            return list(self._pairs[1])
 
     def absorb(self, ops: Iterable[Op]) -> None:
         """Add ``ops`` (times on this history's axis) and keep everything in time order:
@@ -155,6 +161,7 @@ class History:
         with self._lock:
             merged = sorted([*self._ops, *ops], key=lambda op: op.time)
             self._ops = [dataclasses.replace(op, index=i) for i, op in enumerate(merged)]
+            self._pairs = None
 
     def fault_windows(self) -> list[FaultWindow]:
         """The windows of the faults the nemesis recorded (value ``{"step", "phase"}``); a

