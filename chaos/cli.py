@@ -28,7 +28,7 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Chaos-test a Dynamo-style key-value cluster.")
 STATE = Path(".chaoslab") / "state.json"
-RUNTIMES = ("auto", "local", "docker")
+RUNTIMES = ("auto", "local", "docker", "external")
 
 
 class UsageProblem(Exception):
@@ -39,15 +39,16 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
-RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, or auto (docker when "
-                                         "an engine answers and the image can be had)")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, auto (docker when "
+                                         "an engine answers and the image can be had), or "
+                                         "external (a cluster started by someone else)")]
 ToxiproxyOpt = Annotated[str | None, typer.Option(
     "--toxiproxy-url", help="local runtime: use this Toxiproxy server (e.g. the real one) "
                             "instead of starting chaoslab's")]
 
 
 def _open_runtime(kind: str, spec, *, toxiproxy_url: str | None, registry_port: int | None = None,
-                  say=None):
+                  say=None, gateway_url: str | None = None, external_file: str | None = None):
     """The runtime, or a :class:`UsageProblem` before anything starts."""
     if kind not in RUNTIMES:
         raise UsageProblem(f"unknown runtime {kind!r}: choose one of {', '.join(RUNTIMES)}")
@@ -55,8 +56,25 @@ def _open_runtime(kind: str, spec, *, toxiproxy_url: str | None, registry_port: 
 
     try:
         return open_runtime(kind, spec, toxiproxy_url=toxiproxy_url,
-                            registry_port=registry_port, progress=say)
+                            registry_port=registry_port, progress=say,
+                            gateway_url=gateway_url, external_file=external_file)
     except RuntimeUnavailable as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _external_control(kind: str, gateway_url: str | None, external_file: str | None):
+    """The external cluster's control file read (pure), to plan the scenario against what
+    it enables; None for the other runtimes."""
+    if kind != "external":
+        if gateway_url or external_file:
+            raise UsageProblem("--gateway-url and --external-file only work with --runtime "
+                               "external")
+        return None
+    from chaos.runtime.external import ControlFileError, ExternalControl
+
+    try:
+        return ExternalControl.load(gateway_url, external_file)
+    except ControlFileError as exc:
         raise UsageProblem(str(exc)) from None
 
 
@@ -64,8 +82,11 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
                     duration: float | None, users: int | None, processes: int | None,
                     client: str | None, pattern: str | None, faults: list[str],
                     nodes: int | None, n: int | None, w: int | None, r: int | None,
-                    storage: str | None, versions: str | None, mesh: bool | None):
-    """The scenario the options describe, checked and planned (pure: nothing starts)."""
+                    storage: str | None, versions: str | None, mesh: bool | None,
+                    limits=None):
+    """The scenario the options describe, checked and planned (pure: nothing starts);
+    ``limits``: what an external cluster's control file enables (refused steps are usage
+    errors)."""
     from chaos.catalog import DEFAULT, scenario_named
     from chaos.faults import FaultError
     from chaos.nemesis import Schedule, ScheduleError
@@ -108,7 +129,11 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
             at = sc.steady_state + 0.1 * sc.workload.duration
             sc = sc.but(name=sc.name if name or scenario_file else "custom",
                         schedule=Schedule.parse(faults, at=at, duration=0.4 * sc.workload.duration))
-        return sc.plan()
+        if limits is not None:  # the refusal reads the runtime's mesh from the spec
+            from chaos.runtime.external import ExternalRuntime
+
+            limits = ExternalRuntime(sc.cluster, limits)
+        return sc.plan(limits)
     except (ScenarioError, FaultError, ScheduleError, ValueError) as exc:
         raise UsageProblem(str(exc)) from None
 
@@ -145,6 +170,11 @@ def run(
     scenario_file: Annotated[str | None, typer.Option(
         help="replay the scenario recorded in a verdict.json")] = None,
     toxiproxy_url: ToxiproxyOpt = None,
+    gateway_url: Annotated[str | None, typer.Option(
+        help="--runtime external: the gateway of a cluster started by someone else")] = None,
+    external_file: Annotated[str | None, typer.Option(
+        help="--runtime external: the control file (TOML or JSON) saying how to kill, pause "
+             "and restart its services (docs/external.md)")] = None,
     verbose: bool = False,
 ) -> None:
     """Bring up the cluster, run a chaos scenario under Locust load, print the verdict and
@@ -154,10 +184,11 @@ def run(
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    control = _external_control(runtime, gateway_url, external_file)
     sc = _build_scenario(scenario, scenario_file, seed=seed, duration=duration, users=users,
                          processes=processes, client=client, pattern=pattern,
                          faults=list(fault or ()), nodes=nodes, n=n, w=w, r=r, storage=storage,
-                         versions=versions, mesh=mesh)
+                         versions=versions, mesh=mesh, limits=control)
     console = _console()
     started = time.monotonic()
 
@@ -165,7 +196,8 @@ def run(
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {message}")
 
     rt = _open_runtime(runtime, dataclasses.replace(sc.cluster, seed=sc.seed),
-                       toxiproxy_url=toxiproxy_url, say=say)
+                       toxiproxy_url=toxiproxy_url, say=say, gateway_url=gateway_url,
+                       external_file=external_file)
     s = sc.cluster.settings
     console.print(f"[bold]chaoslab run[/] {sc.name} runtime={rt.name} seed={sc.seed} "
                   f"N={s.n} W={s.w} R={s.r} storage={sc.cluster.storage}")

@@ -1,6 +1,8 @@
 """chaoslab's pytest plugin (registered as the ``pytest11`` entry point ``chaoslab``).
 
-Options: ``--runtime local|docker``, ``--chaos-seed N``, ``--chaos-artifacts DIR``.
+Options: ``--runtime local|docker|external``, ``--chaos-seed N``, ``--chaos-artifacts DIR``;
+for ``external`` (a cluster started by someone else): ``--gateway-url URL`` and
+``--external-file FILE`` (how to kill, pause and restart its services: docs/external.md).
 Markers: ``chaos`` (a chaos scenario), ``docker`` (needs a Docker engine),
 ``cluster(**spec)`` (the cluster the ``cluster`` fixture starts: any
 :class:`~chaos.runtime.base.ClusterSpec` field, plus ``n``, ``w``, ``r``, ``versions``).
@@ -40,7 +42,7 @@ import pytest
 from chaos.runtime.base import ClusterSpec
 
 SESSION_LABEL = "org.chaoslab.test-session"
-RUNTIME_CHOICES = ("local", "docker")
+RUNTIME_CHOICES = ("local", "docker", "external")
 _SETTINGS = ("n", "w", "r", "vnodes", "versions", "heartbeat_interval", "suspect_after",
              "dead_after", "repair")
 
@@ -48,7 +50,13 @@ _SETTINGS = ("n", "w", "r", "vnodes", "versions", "heartbeat_interval", "suspect
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaoslab", "chaos testing with chaoslab")
     group.addoption("--runtime", default="local", choices=RUNTIME_CHOICES,
-                    help="where clusters run: local processes or docker containers")
+                    help="where clusters run: local processes, docker containers, or an "
+                         "external cluster (--gateway-url, --external-file)")
+    group.addoption("--gateway-url", default=None,
+                    help="--runtime external: the gateway of the cluster under test")
+    group.addoption("--external-file", default=None,
+                    help="--runtime external: the control file (TOML or JSON) saying how to "
+                         "kill, pause and restart its services")
     group.addoption("--chaos-seed", type=int, default=None,
                     help="the one seed of every random choice (default: random, printed)")
     group.addoption("--chaos-artifacts", default=".chaoslab/artifacts",
@@ -77,6 +85,9 @@ def replay_command(item: pytest.Item) -> str:
     parts = ["pytest", shlex.quote(item.nodeid), "--chaos-seed", str(config.chaos_seed)]
     if config.getoption("--runtime") != "local":
         parts += ["--runtime", config.getoption("--runtime")]
+    for option in ("--gateway-url", "--external-file"):
+        if config.getoption(option):
+            parts += [option, shlex.quote(config.getoption(option))]
     return " ".join(parts)
 
 
@@ -133,8 +144,11 @@ def _new_runtime(config: pytest.Config, spec: ClusterSpec, workdir: Path, **kw):
 
     kind = config.getoption("--runtime")
     labels = {SESSION_LABEL: config.chaos_session}
+    external = {"gateway_url": config.getoption("--gateway-url"),
+                "external_file": config.getoption("--external-file")}
     return open_runtime(kind, spec, labels=labels,
-                        workdir=str(workdir) if kind == "local" else None, **kw)
+                        workdir=str(workdir) if kind in ("local", "external") else None,
+                        **{k: v for k, v in external.items() if v}, **kw)
 
 
 @pytest.fixture

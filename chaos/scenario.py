@@ -81,9 +81,13 @@ class Scenario:
     def topology(self) -> Topology:
         return Topology(tuple(self.cluster.node_ids()))
 
-    def plan(self) -> Scenario:
+    def plan(self, runtime: Any = None) -> Scenario:
         """The scenario checked and its schedule bound (targets checked, partitions
-        computed), before anything starts. Raises :class:`ScenarioError` (one line)."""
+        computed), before anything starts. Raises :class:`ScenarioError` (one line).
+
+        ``runtime`` (or anything with its ``refusal(fault)`` and ``topology``): a runtime that
+        cannot carry out every fault, such as the external one, refuses steps here, and its
+        topology (the links it can cut) is the one the schedule is bound to."""
         c, s = self.cluster, self.cluster.settings
         if c.nodes < 1:
             raise ScenarioError(f"nodes must be at least 1, got {c.nodes}")
@@ -105,8 +109,14 @@ class Scenario:
                 make_checker(checker)
             except (ValueError, TypeError) as exc:
                 raise ScenarioError(str(exc)) from None
+        refusal = getattr(runtime, "refusal", None)
+        for i, step in enumerate(self.schedule.steps, 1):
+            why = refusal(step.fault) if refusal is not None else None
+            if why:
+                raise ScenarioError(f"step {i} ({step.fault.describe()}): {why}")
         try:
-            schedule = self.schedule.bind(self.topology, random.Random(derive(self.seed, "plan")))
+            schedule = self.schedule.bind(_topology(self, runtime),
+                                          random.Random(derive(self.seed, "plan")))
         except (FaultError, ScheduleError) as exc:
             raise ScenarioError(str(exc)) from None
         for i, step in enumerate(schedule.steps, 1):
@@ -156,6 +166,12 @@ class Scenario:
                        quiet=float(data.get("quiet", 15.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ScenarioError(f"not a recorded scenario: {exc}") from None
+
+
+def _topology(scenario: Scenario, runtime: Any) -> Topology:
+    """The runtime's own topology when it has one (the external runtime's), else the
+    scenario's."""
+    return getattr(runtime, "topology", None) or scenario.topology
 
 
 def _checker_json(checker: Checker) -> dict:
@@ -246,7 +262,7 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
     if kv_factory is None:
         from chaos.traffic import make_kv as kv_factory
     say = progress or (lambda message: log.info("%s", message))
-    sc = scenario.plan()
+    sc = scenario.plan(runtime)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
@@ -266,7 +282,7 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
             # the schedule counts from the moment the users run, not from Locust's start-up
             t0 = load.t0 = time.monotonic()
             nemesis_log = History(t0=t0)
-            nemesis = Nemesis(runtime, nemesis_log, topology=sc.topology,
+            nemesis = Nemesis(runtime, nemesis_log, topology=_topology(sc, runtime),
                               rng=random.Random(derive(sc.seed, "nemesis")), on_event=say)
             baseline = None
             if sc.steady_state > 0:

@@ -33,7 +33,7 @@ __all__ = ["open_runtime", "image_available", "RuntimeUnavailable", "RUNTIME_KIN
 
 log = logging.getLogger("chaoslab.runtime")
 
-RUNTIME_KINDS = ("auto", "local", "docker")
+RUNTIME_KINDS = ("auto", "local", "docker", "external")
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -61,10 +61,11 @@ def image_available() -> str | None:
         client.close()
 
 
-def open_runtime(kind: Literal["auto", "local", "docker"], spec: ClusterSpec, *,
+def open_runtime(kind: Literal["auto", "local", "docker", "external"], spec: ClusterSpec, *,
                  toxiproxy_url: str | None = None, labels: dict[str, str] | None = None,
                  workdir: str | None = None, registry_port: int | None = None,
-                 progress: Callable[[str], None] | None = None) -> Runtime:
+                 progress: Callable[[str], None] | None = None,
+                 gateway_url: str | None = None, external_file: str | None = None) -> Runtime:
     """A runtime for ``spec``, not started.
 
     ``kind``: ``"local"`` (processes on this host), ``"docker"`` (containers), or ``"auto"``:
@@ -72,10 +73,20 @@ def open_runtime(kind: Literal["auto", "local", "docker"], spec: ClusterSpec, *,
     ``toxiproxy_url`` (local only): put the links on that server instead of starting one.
     ``workdir`` (local only; Docker ignores it): logs and data. ``registry_port`` (local
     only). ``labels`` (Docker only; local ignores them): added to every container, network
-    and volume. ``progress`` hears one line per start step (and image build step)."""
+    and volume. ``progress`` hears one line per start step (and image build step).
+    ``"external"``: a cluster someone else started, at ``gateway_url``, broken as the control
+    file ``external_file`` says (:mod:`chaos.runtime.external`); ``workdir`` holds its logs."""
     if kind not in RUNTIME_KINDS:
         raise RuntimeUnavailable(f"unknown runtime {kind!r}: choose one of "
                                  f"{', '.join(RUNTIME_KINDS)}")
+    external_only = [flag for flag, given in (("gateway_url", gateway_url),
+                                              ("external_file", external_file)) if given]
+    if kind == "external":
+        return _external(spec, gateway_url, external_file, workdir, toxiproxy_url,
+                         registry_port, progress)
+    if external_only:
+        raise RuntimeUnavailable(f"{' and '.join(external_only)} only work with the external "
+                                 "runtime: add --runtime external, or drop them")
     local_only = [flag for flag, given in (("toxiproxy_url", toxiproxy_url),
                                            ("registry_port", registry_port)) if given]
     if kind == "docker" and local_only:
@@ -105,3 +116,21 @@ def _docker(spec: ClusterSpec, labels: dict[str, str] | None,
     from chaos.runtime.docker import DockerRuntime
 
     return DockerRuntime(spec, labels=labels, progress=progress)
+
+
+def _external(spec: ClusterSpec, gateway_url: str | None, external_file: str | None,
+              workdir: str | None, toxiproxy_url: str | None, registry_port: int | None,
+              progress: Callable[[str], None] | None) -> Cluster:
+    from chaos.runtime.external import ControlFileError, ExternalControl, ExternalRuntime
+
+    local_only = [flag for flag, given in (("toxiproxy_url", toxiproxy_url),
+                                           ("registry_port", registry_port)) if given]
+    if local_only:
+        raise RuntimeUnavailable(f"{' and '.join(local_only)} only work with the local "
+                                 "runtime (the external runtime runs its own proxy in front "
+                                 "of the gateway): drop them")
+    try:
+        control = ExternalControl.load(gateway_url, external_file)
+    except ControlFileError as exc:
+        raise RuntimeUnavailable(str(exc)) from None
+    return ExternalRuntime(spec, control, workdir=workdir, progress=progress)
