@@ -83,7 +83,7 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
                     client: str | None, pattern: str | None, faults: list[str],
                     nodes: int | None, n: int | None, w: int | None, r: int | None,
                     storage: str | None, versions: str | None, mesh: bool | None,
-                    limits=None):
+                    repair: str | None = None, limits=None):
     """The scenario the options describe, checked and planned (pure: nothing starts);
     ``limits``: what an external cluster's control file enables (refused steps are usage
     errors)."""
@@ -114,8 +114,8 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
                                 ("pattern", pattern)) if v is not None}
         if wl:
             sc = sc.but(workload=dataclasses.replace(sc.workload, **wl))
-        quorum = {k: v for k, v in (("n", n), ("w", w), ("r", r), ("versions", versions))
-                  if v is not None}
+        quorum = {k: v for k, v in (("n", n), ("w", w), ("r", r), ("versions", versions),
+                                    ("repair", repair)) if v is not None}
         if quorum:
             fields = {f.name: getattr(sc.cluster.settings, f.name)
                       for f in dataclasses.fields(ClusterSettings)}
@@ -164,6 +164,8 @@ def run(
     r: Annotated[int | None, typer.Option(help="read quorum R")] = None,
     storage: Annotated[str | None, typer.Option(help="durable or memory (weakened)")] = None,
     versions: Annotated[str | None, typer.Option(help="hlc or wallclock (weakened)")] = None,
+    repair: Annotated[str | None, typer.Option(
+        help="hinted handoff and read repair: on, or off (weakened)")] = None,
     mesh: Annotated[bool | None, typer.Option("--mesh/--no-mesh",
                                               help="every link through its own proxy")] = None,
     report: Annotated[str, typer.Option(help="directory for the artifacts")] = "reports/latest",
@@ -188,7 +190,7 @@ def run(
     sc = _build_scenario(scenario, scenario_file, seed=seed, duration=duration, users=users,
                          processes=processes, client=client, pattern=pattern,
                          faults=list(fault or ()), nodes=nodes, n=n, w=w, r=r, storage=storage,
-                         versions=versions, mesh=mesh, limits=control)
+                         versions=versions, mesh=mesh, repair=repair, limits=control)
     console = _console()
     started = time.monotonic()
 
