@@ -20,7 +20,7 @@ from chaos.pytest_plugin import spec_from
 from chaos.topology import Topology
 from chaos.wait import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = pytest.mark.integration
 
 
 def _write(node_url: str, key: str, value: str, history: History, process: str) -> dict:
