@@ -1,11 +1,16 @@
 """Throughput and latency of the cluster on this machine: prints figures, asserts nothing.
 
     python benchmarks/bench_cluster.py [--duration 8] [--concurrency 16] [--big-keys 1000000]
+        [--mesh] [--locust-processes 2] [--skip-size] [--skip-locust]
 
 1. 50/50 writes and reads on random keys through the smart client (reading from all N owners,
    then hedged: R owners first, the others only if those are slow), then through the
-   registry gateway; 2. write-only throughput with 10k keys stored, then with --big-keys
-   stored (preloaded straight into each node's store), and their ratio.
+   registry gateway; 2. writes only, each client's row followed by the same writes through
+   Locust (``chaos.load.Load``, as a chaos run drives it: every operation recorded into the
+   history) and their ratio: same workload (100-byte values on --keys random keys shared by
+   all users), same concurrency, same cluster and mesh, same client settings; 3. write-only
+   throughput with 10k keys stored, then with --big-keys stored (preloaded straight into
+   each node's store), and their ratio.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 
 from chaos.history import OpType
@@ -27,7 +33,7 @@ from chaos.runtime.base import ClusterSpec
 from chaos.runtime.local import LocalRuntime
 from chaos.traffic import Workload
 from system.client import SmartClient, new_event_loop
-from system.config import ClientConfig
+from system.config import ClientConfig, ClusterSettings
 from system.fasthttp import PooledTransport
 from system.storage import Record, SQLiteStore
 from system.transport import AiohttpTransport
@@ -41,7 +47,13 @@ def pct(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
 
 
+# the client settings of every row, Locust's included (they matter only under faults)
+REQUEST_TIMEOUT, RETRIES = 5.0, 2
+GATEWAY_TIMEOUT = REQUEST_TIMEOUT * (RETRIES + 1)  # the gateway retries by itself
+
+
 async def drive(op, concurrency: int, duration: float, write_ratio: float, keys: int, seed: int):
+    """(stats, errors, CPU seconds this process spent meanwhile: the load generator's)."""
     lat = {"write": [], "read": []}
     errors = 0
     stop = time.perf_counter() + duration
@@ -59,15 +71,18 @@ async def drive(op, concurrency: int, duration: float, write_ratio: float, keys:
             except Exception:
                 errors += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {k: {"per_s": len(v) / elapsed, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99),
-                "n": len(v)} for k, v in lat.items()}, errors
+                "n": len(v)} for k, v in lat.items()}, errors, time.process_time() - cpu
 
 
 async def via_client(registry: str, args, write_ratio: float, transport=None, hedge_after=0.0):
-    config = ClientConfig(registry=registry, seed=args.seed, hedge_after=hedge_after)
+    settings = httpx.get(f"{registry}/cluster-status", timeout=5).json()["settings"]
+    config = ClientConfig(registry=registry, seed=args.seed, hedge_after=hedge_after,
+                          cluster=ClusterSettings(**settings),  # as Locust's users get them
+                          request_timeout=REQUEST_TIMEOUT, retries=RETRIES)
     async with SmartClient(config, transport=transport) as c:
         async def op(kind, key, value):
             if kind == "write":
@@ -86,11 +101,12 @@ async def via_gateway(registry: str, args, write_ratio: float):
 
     async def op(kind, key, value):
         if kind == "write":
-            reply = await transport.request("POST", address, "/data", timeout=5,
+            reply = await transport.request("POST", address, "/data", timeout=GATEWAY_TIMEOUT,
                                             json={"key": key, "value": value})
             ok = reply.status == 200
         else:
-            reply = await transport.request("GET", address, f"/data/{key}", timeout=5)
+            reply = await transport.request("GET", address, f"/data/{key}",
+                                            timeout=GATEWAY_TIMEOUT)
             ok = reply.status in (200, 404)
         if not ok:
             raise RuntimeError(reply.status)
@@ -103,14 +119,22 @@ async def via_gateway(registry: str, args, write_ratio: float):
 
 def via_locust(registry: str, args, client: str, workdir: str):
     """Write-only through Locust (``args.concurrency`` users in ``--locust-processes``
-    processes); rates from the recorded history, the first second left out as warm-up."""
+    processes), the workload of the rows it is compared with: the ``shared`` pattern, random
+    keys among ``--keys`` that all users write, as ``drive`` does (``own`` would give each
+    user keys of its own: 16 times the key space). Rates from the recorded history, the first
+    second left out as warm-up, as ``drive``'s warm-up run is."""
     workload = Workload(client=client, users=args.concurrency, processes=args.locust_processes,
-                        duration=args.duration + 1, keys=args.keys, write_ratio=1.0,
-                        value_size=100, request_timeout=5.0, retries=2)
+                        duration=args.duration + 1, pattern="shared", keys=args.keys,
+                        write_ratio=1.0, value_size=100, request_timeout=REQUEST_TIMEOUT,
+                        retries=RETRIES)
     directory = Path(workdir) / f"locust-{client}-{time.monotonic_ns()}"
-    with Load(workload, host=registry, seed=args.seed, directory=directory,
-              t0=time.monotonic()) as load:
+    t0 = time.monotonic()
+    with Load(workload, host=registry, seed=args.seed, directory=directory, t0=t0) as load:
         load.start()
+        time.sleep(1.0)  # a window inside the run, for Locust's CPU in steady state
+        cpu = [(time.monotonic() - t0, load.cpu_seconds)]
+        time.sleep(max(args.duration - 1.0, 0.5))
+        cpu.append((time.monotonic() - t0, load.cpu_seconds))
         load.wait()
         history = load.history()
     lat: dict[str, list[float]] = {"write": [], "read": []}
@@ -128,7 +152,10 @@ def via_locust(registry: str, args, client: str, workdir: str):
     elapsed = max(end - start, 1e-9)
     stats = {k: {"per_s": len(v) / elapsed, "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99),
                  "n": len(v)} for k, v in lat.items()}
-    return (stats, errors), load.cpu_share
+    (since, cpu0), (until, cpu1) = cpu
+    done = sum(1 for _, op in history.completions()
+               if op.type is OpType.OK and since <= op.time < until)
+    return (stats, errors), (cpu1 - cpu0) / max(done, 1)
 
 
 def run(coro):
@@ -138,10 +165,27 @@ def run(coro):
 
 
 def row(label: str, res) -> None:
-    stats, errors = res
+    stats, errors = res[:2]
     w, r = stats["write"], stats["read"]
     print(f"{label:<34} {w['per_s']:>8.0f} {w['p50_ms']:>7.1f} {w['p99_ms']:>7.1f} "
           f"{r['per_s']:>8.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {errors:>6}")
+
+
+def locust_row(registry: str, args, workdir: str, client: str, name: str, base) -> None:
+    """The Locust row of ``client`` right after the row it is compared with (``base``), so
+    that both see the machine in the same state."""
+    if args.skip_locust:
+        return
+    res, cpu_per_op = via_locust(registry, args, client, workdir)
+    row(f"locust {client}, writes only", res)
+    locust_rate, base_rate = res[0]["write"]["per_s"], base[0]["write"]["per_s"]
+    base_cpu = base[2] / max(base[0]["write"]["n"], 1)
+    print(f"  locust/{name} {locust_rate:.0f}/{base_rate:.0f} writes/s = "
+          f"{locust_rate / max(base_rate, 1e-9):.2f} (same writes: {args.keys:,} shared random "
+          f"keys, {args.concurrency} at a time, through {args.locust_processes} Locust "
+          f"process(es), each recorded)")
+    print(f"  load generator CPU per write: Locust {cpu_per_op * 1000:.2f} ms, "
+          f"{name} row {base_cpu * 1000:.2f} ms")
 
 
 def preload(workdir: str, nodes: list[str], count: int) -> float:
@@ -195,17 +239,12 @@ def main() -> None:
             row("gateway, 50/50", run(via_gateway(ep.registry, args, 0.5)))
             base_smart = run(via_client(ep.registry, args, 1.0))
             row("smart client, writes only", base_smart)
+            locust_row(ep.registry, args, tmp, "smart", "smart client", base_smart)
             row("  same with the aiohttp transport",
                 run(via_client(ep.registry, args, 1.0, transport=AiohttpTransport())))
             base_gateway = run(via_gateway(ep.registry, args, 1.0))
             row("gateway, writes only", base_gateway)
-            if not args.skip_locust:
-                for client, base in (("smart", base_smart), ("gateway", base_gateway)):
-                    res, cpu_share = via_locust(ep.registry, args, client, tmp)
-                    row(f"locust {client}, writes only", res)
-                    ratio = res[0]["write"]["per_s"] / max(base[0]["write"]["per_s"], 1e-9)
-                    print(f"  locust/baseline {ratio:.2f}; locust CPU share {cpu_share:.0%} "
-                          f"of {os.cpu_count()} cpus ({args.locust_processes} process(es))")
+            locust_row(ep.registry, args, tmp, "gateway", "gateway", base_gateway)
         finally:
             rt.stop()
     if args.skip_size:

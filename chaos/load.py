@@ -179,7 +179,10 @@ class Load:
 
     @property
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the Locust process tree so far."""
+        """CPU time (user + system) of the Locust process tree so far (sampled now while it
+        runs, so the difference of two readings is what it spent in between)."""
+        if self._proc is not None and self._poll() is None:
+            self._sample()
         with self._lock:
             return max(self._reaped_cpu, sum(self._cpu.values()))
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import httptools
 import httpx
 import orjson
 
@@ -189,16 +191,17 @@ class GatewayKV:
     """Only the documented HTTP API of the registry's gateway: ``POST /data`` and
     ``GET /data/{key}``, over one pooled keep-alive HTTP client of ``pool`` connections.
 
-    In a process patched by gevent (Locust) that client is geventhttpclient's (Locust's
-    FastHttpUser's): cooperative, and about a third of httpx's CPU per request, which
-    matters on a machine shared with the cluster. Elsewhere it is httpx's; ``transport``
-    (an ``httpx.MockTransport``) forces httpx, for tests."""
+    In a process patched by gevent (Locust) that client is :class:`_SocketHttp`: plain
+    keep-alive sockets (gevent's, so cooperative) and the httptools parser, about half of
+    geventhttpclient's CPU per request (0.1 ms against 0.2 here), which matters on a machine
+    shared with the cluster. Elsewhere it is httpx's; ``transport`` (an
+    ``httpx.MockTransport``) forces httpx, for tests."""
 
     def __init__(self, base_url: str, timeout: float = 1.0, *, pool: int = 16,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         if transport is None and _gevent_patched():
-            self._http: _Http = _GeventHttp(self.base_url, timeout, pool)
+            self._http: _Http = _SocketHttp(self.base_url, timeout, pool)
         else:
             self._http = _HttpxHttp(self.base_url, timeout, pool, transport)
 
@@ -262,31 +265,114 @@ class _HttpxHttp:
         self._client.close()
 
 
-class _GeventHttp:
-    def __init__(self, base_url: str, timeout: float, pool: int) -> None:
-        from geventhttpclient import HTTPClient
-        from geventhttpclient.response import HTTPParseError
+class _SocketHttp:
+    """Keep-alive HTTP/1.1 over blocking sockets (gevent's when patched) and the httptools
+    parser: a request is one ``sendall`` and, for the services' small JSON answers, one
+    ``recv``. At most ``pool`` idle connections are kept; one idle for ``REUSE_IDLE``
+    seconds or more is closed instead of reused, well before the services close idle ones
+    (uvicorn: 5 s): a request sent on a connection the server is closing would be lost the
+    way one in flight is, an ``info`` where nothing happened."""
 
-        self._client = HTTPClient.from_url(base_url, concurrency=pool, connection_timeout=timeout,
-                                           network_timeout=timeout, headers=_HEADERS)
-        self._lost = (OSError, HTTPParseError)
+    REUSE_IDLE = 2.0
+
+    def __init__(self, base_url: str, timeout: float, pool: int, *,
+                 clock=time.monotonic) -> None:
+        url = urlsplit(base_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"{base_url!r}: the gateway adapter speaks plain http://host:port")
+        self._address = (url.hostname, url.port or 80)
+        self._head = (f"Host: {url.netloc}\r\nContent-Type: application/json\r\n"
+                      f"Accept-Encoding: identity\r\n")
+        self._timeout, self._pool, self._clock = timeout, pool, clock
+        self._idle: list[_Connection] = []  # a stack: the most recently used on top
+        self._closed = False
 
     def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
-        try:
-            resp = self._client.request(method, path, body=body)
+        body = body or b""
+        data = (f"{method} {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n"
+                ).encode("latin-1") + body
+        conn = self._checkout()
+        if conn is None:
             try:
-                return resp.status_code, _json(resp.read())
-            finally:
-                resp.release()
-        except ConnectionRefusedError as exc:  # before sending: it did not happen
-            raise ConnectFailed(f"{op}: cannot connect ({type(exc).__name__})") from exc
-        except TimeoutError as exc:  # connecting or answering: counted as maybe sent
+                conn = _Connection(self._address, self._timeout)
+            except OSError as exc:  # refused, unreachable, timed out: nothing was sent
+                raise ConnectFailed(f"{op}: cannot connect ({type(exc).__name__})") from exc
+        try:
+            status, raw = conn.exchange(data)
+        except TimeoutError as exc:  # sent, or maybe sent: it may have happened
+            conn.close()
             raise Timeout(f"{op}: no answer in time ({type(exc).__name__})") from exc
-        except self._lost as exc:  # reset or closed after sending: it may have happened
+        except (OSError, httptools.HttpParserError) as exc:  # reset, closed mid-answer
+            conn.close()
             raise ConnectionLost(f"{op}: connection lost ({type(exc).__name__})") from exc
+        except BaseException:  # the caller is being stopped: the answer is not read
+            conn.close()
+            raise
+        self._checkin(conn)
+        return status, _json(raw)
+
+    def _checkout(self) -> _Connection | None:
+        idle, now = self._idle, self._clock()
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since < self.REUSE_IDLE:
+                return conn
+            conn.close()
+        return None
+
+    def _checkin(self, conn: _Connection) -> None:
+        if conn.keep_alive and not self._closed and len(self._idle) < self._pool:
+            conn.idle_since = self._clock()
+            self._idle.append(conn)
+        else:
+            conn.close()
 
     def close(self) -> None:
-        self._client.close()
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class _Connection:
+    """One keep-alive connection; httptools calls back as the answer arrives."""
+
+    __slots__ = ("sock", "parser", "status", "body", "complete", "keep_alive", "idle_since")
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            self.sock.close()
+            raise
+        self.parser = httptools.HttpResponseParser(self)
+        self.status, self.body, self.complete = 0, [], False
+        self.keep_alive, self.idle_since = True, 0.0
+
+    def exchange(self, data: bytes) -> tuple[int, bytes]:
+        self.body, self.complete = [], False
+        self.sock.sendall(data)
+        while not self.complete:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("closed before the answer was complete")
+            self.parser.feed_data(chunk)
+        return self.status, b"".join(self.body)
+
+    # httptools callbacks
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

@@ -4,10 +4,15 @@ mock transports (httpx's for the gateway, system.transport's for the smart clien
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import socket
+import threading
 
 import httpx
 import pytest
 
+from chaos import traffic
 from chaos.traffic import (
     ConnectFailed,
     ConnectionLost,
@@ -210,4 +215,134 @@ def test_smart_rejects_an_invalid_key_definitely():
 
     with smart(handler) as kv, pytest.raises(Rejected) as err:
         kv.put("", "v")
+    assert outcome(err.value) == "fail"
+
+
+# ---- the gateway adapter's socket client (the one it uses under gevent) ------------------
+class CannedServer:
+    """A loopback HTTP server answering each request with the next of ``answers`` (raw
+    bytes; None: close the connection without answering; "hang": never answer)."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while self.answers:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + buf[:length])
+                buf = buf[length:]
+                answer = self.answers.pop(0)
+                if answer is None:
+                    return
+                if answer == "hang":
+                    self.stop.wait(10)
+                    return
+                conn.sendall(answer)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def answer(status: int, body: dict, *, close: bool = False) -> bytes:
+    data = json.dumps(body).encode()
+    return (f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n{'connection: close' + chr(13) + chr(10) if close else ''}"
+            f"\r\n").encode() + data
+
+
+@pytest.fixture
+def canned(monkeypatch):
+    """A GatewayKV with the client it uses under gevent, over a CannedServer."""
+    monkeypatch.setattr(traffic, "_gevent_patched", lambda: True)
+    servers = []
+
+    def make(answers, timeout=2.0):
+        server = CannedServer(answers)
+        servers.append(server)
+        return GatewayKV(server.url, timeout=timeout), server
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_socket_client_speaks_the_api_over_one_kept_alive_connection(canned):
+    parts = [b'{"found"', b':true,"value":"v","version":[1,2,"n1"]}', b""]
+    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+    kv, server = canned([answer(200, {"version": VERSION}), chunked, answer(404, {})])
+    with kv:
+        assert kv.put("k", "v") == "1796291105418.3@gateway@127.0.0.1:5000"
+        assert kv.get("a/b") == ("v", "1.2@n1")
+        assert kv.get("missing") == (None, None)
+    assert server.connections == 1
+    first = server.requests[0]
+    assert first.startswith(b"POST /data HTTP/1.1\r\n")
+    assert first.endswith(b'\r\n\r\n{"key":"k","value":"v"}')
+    assert server.requests[1].startswith(b"GET /data/a%2Fb HTTP/1.1\r\n")
+
+
+def test_socket_client_reconnects_after_connection_close(canned):
+    kv, server = canned([answer(200, {"version": VERSION}, close=True),
+                         answer(200, {"version": VERSION})])
+    with kv:
+        kv.put("k", "v1")
+        kv.put("k", "v2")
+    assert server.connections == 2
+
+
+def test_socket_client_does_not_reuse_a_connection_idle_too_long(canned, fake):
+    kv, server = canned([answer(200, {"version": VERSION})] * 3)
+    kv._http._clock = lambda: fake.now
+    with kv:
+        kv.put("k", "v1")
+        fake.now += 1.0
+        kv.put("k", "v2")  # reused
+        fake.now += 5.0  # the server may be closing it by now
+        kv.put("k", "v3")
+    assert server.connections == 2
+
+
+def test_socket_client_failures_are_typed(canned):
+    kv, server = canned([None, "hang", answer(503, {"needed": 2, "acks": 0, "definite": True})],
+                        timeout=0.3)
+    with kv:
+        with pytest.raises(ConnectionLost) as lost:  # closed after the request was sent
+            kv.put("k", "v")
+        with pytest.raises(Timeout) as late:
+            kv.put("k", "v")
+        with pytest.raises(Unavailable) as unavailable:
+            kv.put("k", "v")
+    assert [outcome(e.value) for e in (lost, late, unavailable)] == ["info", "info", "fail"]
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with GatewayKV(f"http://127.0.0.1:{port}", timeout=0.3) as refused, \
+            pytest.raises(ConnectFailed) as err:
+        refused.get("k")
     assert outcome(err.value) == "fail"
