@@ -9,15 +9,28 @@ from __future__ import annotations
 
 from chaos.checkers import (
     Availability,
+    Breakers,
     Convergence,
     Failover,
     HerdPeak,
+    Linearizable,
     NoLostWrites,
     StaleReads,
 )
-from chaos.faults import Blackhole, Flap, Kill, Latency, Partition, Pause, RegistryDown, ScaleUp
+from chaos.faults import (
+    Blackhole,
+    ClockSkew,
+    Flap,
+    Kill,
+    Latency,
+    Partition,
+    Pause,
+    RegistryDown,
+    ScaleUp,
+)
 from chaos.nemesis import Schedule
 from chaos.scenario import Scenario
+from chaos.traffic import Workload
 
 __all__ = ["SCENARIOS", "DEFAULT", "scenario_named"]
 
@@ -44,7 +57,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     _one("pause-one", "freeze one node (SIGSTOP): breakers open, traffic fails over, and no "
          "burst hits it when it resumes", Pause("node-2"),
          # breakers open after 3 timeouts of 0.5 s; writes go on with the other two owners
-         checkers=(*ALL_OK, Failover(max_s=1.5), HerdPeak(max_ratio=3.0))),
+         checkers=(*ALL_OK, Failover(max_s=1.5), HerdPeak(max_ratio=3.0), Breakers())),
     _one("isolate-one", "cut one node off from its peers, the registry and the clients",
          Partition.isolating("node-3", clients=True)),
     _one("split", "a minority/majority split; the registry and the clients stay with the "
@@ -62,6 +75,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
          RegistryDown()),
     _one("scale-up", "a fourth node joins under load: keys rebalance, nothing fails",
          ScaleUp(), duration=0.0, checkers=CAUGHT_UP),
+    _one("clock-skew", "node-2's clock runs 5 s behind while every node coordinates writes of "
+         "shared keys: hybrid logical clocks lose no update", ClockSkew("node-2", -5000),
+         checkers=(*ALL_OK, Linearizable())).but(
+        workload=Workload(client="gateway", gateways="nodes", pattern="shared", keys=50)),
     NOOP.but(name="full-outage", description="every node killed, then all restarted: "
              "acknowledged writes survive",
              checkers=(NoLostWrites(),),

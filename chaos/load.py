@@ -86,6 +86,9 @@ class Load:
                "--kv-keys", str(w.keys), "--kv-write-ratio", f"{w.write_ratio:g}",
                "--kv-value-size", str(w.value_size), "--kv-timeout", f"{w.request_timeout:g}",
                "--kv-retries", str(w.retries), "--kv-namespace", self.namespace,
+               "--kv-gateways", w.gateways, "--kv-jitter", w.jitter,
+               "--kv-breaker-threshold", str(w.breaker_threshold),
+               "--kv-breaker-cooldown", f"{w.breaker_cooldown:g}",
                "--kv-history-dir", str(self.directory), "--kv-report", str(self.report_path)]
         if w.processes > 1:
             cmd += ["--processes", str(w.processes)]

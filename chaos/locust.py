@@ -36,9 +36,10 @@ from locust.runners import WorkerRunner
 from locust.stats import StatsError
 
 from chaos.checkers import ReadYourWrites
-from chaos.history import INTERRUPTED, HistoryWriter
+from chaos.history import EVENT, INTERRUPTED, HistoryWriter
 from chaos.seeds import derive
-from chaos.traffic import PATTERNS, GatewayKV, KVClient, SmartKV, outcome
+from chaos.traffic import GATEWAYS, PATTERNS, GatewayKV, KVClient, NodeGatewaysKV, SmartKV, outcome
+from system.backoff import JITTER_KINDS
 from system.config import ClientConfig, ClusterSettings
 
 __all__ = ["KVUser", "SmartClientUser", "GatewayUser", "StaleRead", "STALE", "add_options"]
@@ -98,6 +99,14 @@ def add_options(parser) -> None:
                         help="seconds per request to a replica (smart client)")
     parser.add_argument("--kv-retries", type=_count, default=3,
                         help="retries of an operation that missed its quorum (smart client)")
+    parser.add_argument("--kv-gateways", choices=GATEWAYS, default="registry",
+                        help="gateway user: the registry's gateway, or every node's own")
+    parser.add_argument("--kv-jitter", choices=JITTER_KINDS, default="full",
+                        help="smart client: retry jitter (none: the weakened mode)")
+    parser.add_argument("--kv-breaker-threshold", type=_positive, default=3,
+                        help="smart client: failures that open a node's breaker")
+    parser.add_argument("--kv-breaker-cooldown", type=_seconds, default=1.0,
+                        help="smart client: seconds an open breaker waits before a probe")
     parser.add_argument("--kv-namespace", default=None,
                         help="prefix of every key (default: from the seed)")
     parser.add_argument("--kv-history-dir", default=None,
@@ -302,16 +311,34 @@ class KVUser(User):
 def _smart_client(run: _Run) -> KVClient:
     opts = run.options
     status = httpx.get(f"{run.environment.host}/cluster-status", timeout=5).json()
+    history = run.history()
+    lane = f"{EVENT}smart-client-{os.getpid()}"  # one client, one set of breakers per process
+
+    def breaker_moved(node: str, old, new) -> None:  # called on the client's loop thread
+        if history is not None:
+            history.add(lane, "info", "breaker", node, {"from": str(old), "to": str(new)})
+
+    if history is not None:  # says that this client records its breakers, and how they are set
+        history.add(lane, "info", "breakers", None, {"threshold": opts.kv_breaker_threshold,
+                                                     "cooldown": opts.kv_breaker_cooldown})
+
     return SmartKV(ClientConfig(
         registry=run.environment.host, cluster=ClusterSettings(**status["settings"]),
-        request_timeout=opts.kv_timeout, retries=opts.kv_retries,
-        seed=derive(opts.kv_seed, f"client-{run.worker}")))
+        request_timeout=opts.kv_timeout, retries=opts.kv_retries, jitter=opts.kv_jitter,
+        breaker_threshold=opts.kv_breaker_threshold, breaker_cooldown=opts.kv_breaker_cooldown,
+        seed=derive(opts.kv_seed, f"client-{run.worker}")), on_breaker=breaker_moved)
 
 
 def _gateway_client(run: _Run) -> KVClient:
     opts = run.options
-    return GatewayKV(run.environment.host, timeout=opts.kv_timeout * (opts.kv_retries + 1),
-                     pool=max(opts.num_users or 1, 1))
+    timeout = opts.kv_timeout * (opts.kv_retries + 1)
+    pool = max(opts.num_users or 1, 1)
+    if opts.kv_gateways == "nodes":
+        members = httpx.get(f"{run.environment.host}/nodes?view=client", timeout=5).json()
+        urls = [f"http://{m['address']}" for m in members["members"] if m["status"] != "left"]
+        rng = random.Random(derive(opts.kv_seed, f"gateways-{run.worker}"))
+        return NodeGatewaysKV(urls, timeout, rng=rng, pool=pool)
+    return GatewayKV(run.environment.host, timeout=timeout, pool=pool)
 
 
 class SmartClientUser(KVUser):

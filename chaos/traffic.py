@@ -25,6 +25,7 @@ import httptools
 import httpx
 import orjson
 
+from system.backoff import JITTER_KINDS
 from system.config import ClientConfig
 from system.coordinator import QuorumError
 from system.transport import TransportError
@@ -36,6 +37,7 @@ __all__ = ["Workload", "PATTERNS", "CLIENTS", "KVClient", "GatewayKV", "SmartKV"
 
 PATTERNS = ("own", "shared", "hot")
 CLIENTS = ("smart", "gateway")
+GATEWAYS = ("registry", "nodes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +51,12 @@ class Workload:
       lost updates live), ``hot`` (most operations on one key);
     - ``users`` virtual users in ``processes`` Locust worker processes, for ``duration``
       seconds (the run stops by itself);
-    - ``keys``: per user for ``own``, in all for ``shared`` and ``hot``.
+    - ``keys``: per user for ``own``, in all for ``shared`` and ``hot``;
+    - ``gateways`` (gateway client): the ``registry``'s gateway, or every node's own
+      (``/gateway/data``, one drawn per operation): each node then stamps versions with its
+      own clock, which is what the clock-skew fault needs;
+    - the smart client's retry ``jitter`` (``full``, ``decorrelated``, or ``none``: the
+      weakened mode) and its breakers' ``breaker_threshold`` and ``breaker_cooldown``.
     """
 
     users: int = 8
@@ -62,9 +69,23 @@ class Workload:
     value_size: int = 64
     request_timeout: float = 0.5
     retries: int = 3
+    gateways: Literal["registry", "nodes"] = "registry"
+    jitter: str = "full"
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
+        if self.gateways not in GATEWAYS:
+            problems.append(f"unknown gateways {self.gateways!r}: choose one of "
+                            f"{', '.join(GATEWAYS)}")
+        if self.jitter not in JITTER_KINDS:
+            problems.append(f"unknown jitter {self.jitter!r}: choose one of "
+                            f"{', '.join(JITTER_KINDS)}")
+        if self.breaker_threshold < 1:
+            problems.append(f"breaker_threshold must be at least 1, got {self.breaker_threshold}")
+        if not self.breaker_cooldown >= 0:
+            problems.append(f"breaker_cooldown must not be negative, got {self.breaker_cooldown}")
         if self.users < 1:
             problems.append(f"users must be at least 1, got {self.users}")
         if not 1 <= self.processes <= 64:
@@ -230,6 +251,29 @@ class GatewayKV:
         self.close()
 
 
+class NodeGatewaysKV:
+    """The gateway API every node serves (``/gateway/data``): each operation goes to one node
+    drawn from ``rng``, which coordinates it with versions from its own clock."""
+
+    def __init__(self, node_urls: list[str], timeout: float, *, rng, pool: int = 16,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not node_urls:
+            raise ValueError("no node to send operations to")
+        self._kvs = [GatewayKV(f"{u.rstrip('/')}/gateway", timeout, pool=pool, transport=transport)
+                     for u in node_urls]
+        self._rng = rng
+
+    def put(self, key: str, value: str) -> str | None:
+        return self._rng.choice(self._kvs).put(key, value)
+
+    def get(self, key: str) -> tuple[str | None, str | None]:
+        return self._rng.choice(self._kvs).get(key)
+
+    def close(self) -> None:
+        for kv in self._kvs:
+            kv.close()
+
+
 class _Http(Protocol):
     def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
         """(status, JSON object body or {}); transport failures as :class:`KVError`."""
@@ -281,6 +325,7 @@ class _SocketHttp:
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"{base_url!r}: the gateway adapter speaks plain http://host:port")
         self._address = (url.hostname, url.port or 80)
+        self._prefix = url.path.rstrip("/")  # a gateway served under a path (a node's /gateway)
         self._head = (f"Host: {url.netloc}\r\nContent-Type: application/json\r\n"
                       f"Accept-Encoding: identity\r\n")
         self._timeout, self._pool, self._clock = timeout, pool, clock
@@ -289,7 +334,7 @@ class _SocketHttp:
 
     def request(self, op: str, method: str, path: str, body: bytes | None) -> tuple[int, dict]:
         body = body or b""
-        data = (f"{method} {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n"
+        data = (f"{method} {self._prefix}{path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n"
                 ).encode("latin-1") + body
         conn = self._checkout()
         if conn is None:

@@ -1,5 +1,7 @@
 """Breakers: the circuit-breaker transitions the clients saw, from the events they record
-(process ``event:<client>``, ``f`` ``breaker``, key the node, value ``{"from", "to"}``).
+(process ``event:<client>``, ``f`` ``breaker``, key the node, value ``{"from", "to"}``); a
+client that records them says so first (``f`` ``breakers``, value ``{"threshold",
+"cooldown"}``), so "no transition at all" is a finding, not a missing input.
 
 For every fault on a node, the clients' breakers for that node must open during the fault
 (the threshold was crossed), go half-open no sooner than the cooldown after opening, and be
@@ -33,9 +35,12 @@ class Breakers:
 
     def check(self, history: History, final: Mapping[str, str | None]) -> Verdict:
         events = history.events("breaker")
-        if not events:
+        declared = history.events("breakers")
+        if not events and not declared:
             return Verdict(self.name, Validity.UNKNOWN,
                            "no breaker events recorded (does the client record them?)")
+        cooldowns = {op.value.get("cooldown") for op in declared if isinstance(op.value, dict)}
+        cooldown = cooldowns.pop() if len(cooldowns) == 1 else self.cooldown
         lanes: dict[tuple[str, str], list] = {}  # (client, node) -> [(t, from, to)]
         for op in events:
             value = op.value if isinstance(op.value, dict) else {}
@@ -51,10 +56,10 @@ class Breakers:
                 if new == "open":
                     opened_at = t
                 elif new == "half_open" and opened_at is not None \
-                        and t - opened_at < self.cooldown * 0.95:
+                        and t - opened_at < cooldown * 0.95:
                     problems.append({"client": client, "node": node, "at": round(t, 3),
                                      "problem": f"half-open {t - opened_at:.2f}s after opening, "
-                                                f"before the {self.cooldown:g}s cooldown"})
+                                                f"before the {cooldown:g}s cooldown"})
         faults = []
         for w in history.fault_windows():
             if not w.target:

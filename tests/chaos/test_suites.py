@@ -114,6 +114,28 @@ def test_no_read_is_stale_with_overlapping_quorums_even_without_repair(chaos_run
     assert part(result, "stale-reads").valid == part(result, "linearizable").valid == expected
 
 
+def test_a_client_whose_breakers_never_open_is_caught(chaos_run):
+    """The control for the breakers: a threshold no pause reaches. The checker must see that
+    no breaker opened while node-2 was frozen."""
+    sc = named("pause-one")
+    result = chaos_run(sc.but(workload=dataclasses.replace(sc.workload, breaker_threshold=10**6)))
+    breakers = part(result, "breakers")
+    assert breakers.valid is chaos.Validity.INVALID, result.explain()
+    assert "no breaker for node-2 opened" in breakers.summary
+
+
+@pytest.mark.parametrize("versions,expected", [("hlc", "valid"), ("wallclock", "invalid")])
+def test_a_node_whose_clock_runs_behind_loses_no_update_with_hybrid_clocks(chaos_run, versions,
+                                                                          expected):
+    """Every node coordinates writes of shared keys; node-2's clock runs 5 s behind. Hybrid
+    logical clocks stamp past the replicas' newer versions; the control, wall-clock
+    versions, lets node-2's later writes lose to earlier ones, and the stale-read and
+    linearizability checkers must catch it."""
+    result = chaos_run(named("clock-skew", cluster=quorum(versions=versions)))
+    assert result.verdict.valid == expected, result.explain()
+    assert part(result, "linearizable").valid == expected, result.explain()
+
+
 def test_a_one_way_cut_from_a_replica_costs_the_clients_nothing(chaos_run):
     """node-1 cannot reach its peers or the registry, which marks it dead; they and the
     clients still reach it, and the ring keeps a node until it leaves, so no key moves.

@@ -386,3 +386,10 @@ def test_breakers_without_events_is_unknown_and_events_are_not_operations():
     assert all(not op.is_client for op in h.events())
     assert Availability().check(h, {}).valid is Validity.UNKNOWN  # no client operation at all
     assert Breakers().check(History(), {}).valid is Validity.UNKNOWN
+
+
+def test_a_client_that_records_breakers_and_never_opens_one_is_caught():
+    h = _breaker_run([])
+    h.add("event:c1", "info", "breakers", None, {"threshold": 10**6, "cooldown": 2.0}, at=0.1)
+    verdict = Breakers().check(h, {})
+    assert verdict.valid is Validity.INVALID and "no breaker for n2 opened" in verdict.summary

@@ -4,7 +4,9 @@ mock transports (httpx's for the gateway, system.transport's for the smart clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import re
 import socket
 import threading
@@ -346,3 +348,17 @@ def test_socket_client_failures_are_typed(canned):
             pytest.raises(ConnectFailed) as err:
         refused.get("k")
     assert outcome(err.value) == "fail"
+
+
+def test_node_gateways_are_served_under_a_path_and_drawn_per_operation(canned, monkeypatch):
+    """A node's gateway API lives under /gateway: both clients keep the path; each
+    operation goes to a node drawn from the seeded RNG."""
+    _, first = canned([answer(200, {"version": VERSION})] * 4)
+    _, second = canned([answer(200, {"version": VERSION})] * 4)
+    kv = traffic.NodeGatewaysKV([first.url, second.url], 2.0, rng=random.Random(3))
+    with contextlib.closing(kv):
+        for i in range(6):
+            kv.put(f"k{i}", "v")
+    sent = first.requests + second.requests
+    assert len(sent) == 6 and first.requests and second.requests
+    assert all(r.startswith(b"POST /gateway/data HTTP/1.1\r\n") for r in sent)
