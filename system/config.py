@@ -17,6 +17,8 @@ from system.backoff import JITTER_KINDS, Backoff
 from system.quorum import QuorumConfig
 from system.versions import check_skew
 
+LOG_FORMATS = ("text", "json")  # text: for people; json: one object per line, with request ids
+
 __all__ = ["ClusterSettings", "NodeConfig", "RegistryConfig", "ClientConfig", "parse_node_args",
            "parse_registry_args"]
 
@@ -69,6 +71,7 @@ class NodeConfig:
     request_timeout: float = 1.0
     handoff_interval: float = 0.5
     log_level: str = "info"
+    log_format: str = "text"
     clock_skew_ms: int = 0  # this node's wall clock runs this far off (the clock-skew fault)
     seed: int | None = None  # the node gateway's randomness (retry jitter); None: unseeded
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
@@ -77,6 +80,7 @@ class NodeConfig:
         if self.storage not in ("durable", "memory"):
             raise ValueError(f"storage must be 'durable' or 'memory', got {self.storage!r}")
         check_skew(self.clock_skew_ms)
+        _check_log_format(self.log_format)
         if not self.advertise:
             object.__setattr__(self, "advertise", f"{self.host}:{self.port}")
 
@@ -93,6 +97,7 @@ class RegistryConfig:
     node_storage: str = "durable"
     request_timeout: float = 1.0
     log_level: str = "info"
+    log_format: str = "text"
     seed: int | None = None  # the gateway's randomness (retry jitter); None: unseeded
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
@@ -101,6 +106,7 @@ class RegistryConfig:
             raise ValueError(f"node_storage must be 'durable' or 'memory', got {self.node_storage!r}")
         if self.launcher not in ("local", "delegated", "none"):
             raise ValueError(f"launcher must be local, delegated or none, got {self.launcher!r}")
+        _check_log_format(self.log_format)
         if not self.advertise:
             object.__setattr__(self, "advertise", f"{self.host}:{self.port}")
 
@@ -129,6 +135,19 @@ class ClientConfig:
     @property
     def backoff(self) -> Backoff:
         return Backoff(self.backoff_base, self.backoff_cap, self.jitter)
+
+
+def _check_log_format(value: str) -> None:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {value!r} "
+                         "(--log-format or CHAOSLAB_LOG_FORMAT)")
+
+
+def _add_log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", dest="log_level")
+    p.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS,
+                   help="text (default) or json: one object per line with time, level, logger, "
+                        "message, service and request_id")
 
 
 def _add_cluster_args(p: argparse.ArgumentParser) -> None:
@@ -189,10 +208,11 @@ def parse_node_args(argv: Sequence[str] | None = None, env: Mapping[str, str] | 
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--storage", choices=["durable", "memory"])
     p.add_argument("--load-factor", dest="load_factor", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--workers", type=int,
+                   help="uvicorn worker processes (default 1); each serves its own /metrics")
     p.add_argument("--request-timeout", dest="request_timeout", type=float)
     p.add_argument("--handoff-interval", dest="handoff_interval", type=float)
-    p.add_argument("--log-level", dest="log_level")
+    _add_log_args(p)
     p.add_argument("--clock-skew-ms", dest="clock_skew_ms", type=int,
                    help="run this node's wall clock this many ms off (versions it coordinates)")
     p.add_argument("--seed", type=int, help="seed of the node gateway's retry jitter")
@@ -221,7 +241,7 @@ def parse_registry_args(argv: Sequence[str] | None = None, env: Mapping[str, str
     p.add_argument("--node-data-root", dest="node_data_root")
     p.add_argument("--node-storage", dest="node_storage", choices=["durable", "memory"])
     p.add_argument("--request-timeout", dest="request_timeout", type=float)
-    p.add_argument("--log-level", dest="log_level")
+    _add_log_args(p)
     p.add_argument("--seed", type=int,
                    help="seed of the gateway's randomness (retry jitter); default: unseeded")
     _add_cluster_args(p)

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -140,6 +141,8 @@ class Coordinator:
     addresses: dict[str, str] = field(default_factory=dict)
     ring: HashRing = field(default_factory=HashRing)
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    # outcomes: write_ok, write_quorum_error, read_ok, read_quorum_error, restamps, read_repairs
+    counts: Counter[str] = field(default_factory=Counter)
     _background: set[asyncio.Task] = field(default_factory=set)
 
     # ---- membership -------------------------------------------------------------------
@@ -272,10 +275,13 @@ class Coordinator:
                     if fresh > newer:
                         version, restamps = fresh, restamps + 1
                         continue
+                self.counts["write_ok"] += 1
+                self.counts["restamps"] += restamps
                 return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
                                    attempt, self.quorum, restamps,
                                    newer.encode() if newer is not None else None)
             if attempt > self.retries:
+                self.counts["write_quorum_error"] += 1
                 raise QuorumError("write", key, self.quorum.w, tally, owners, attempt,
                                   definite=not reached)
             attempt += 1
@@ -336,10 +342,12 @@ class Coordinator:
                     stale = [n for n, r in records.items() if r is None or r.version < newest.version]
                     if self.repair:
                         self._spawn(self._repair(newest, stale, tasks, owners))
+                self.counts["read_ok"] += 1
                 return ReadResult(key, newest, owners, tuple(tally.ok), dict(tally.failed),
                                   tuple(stale), attempt, self.quorum)
             if attempt <= self.retries:
                 await self.sleep(next(delays))
+        self.counts["read_quorum_error"] += 1
         raise QuorumError("read", key, self.quorum.r, tally, owners, attempt,
                           definite=not reached)
 
@@ -357,6 +365,7 @@ class Coordinator:
         for node in stale:
             try:
                 await self._call(node, "/internal/write", body, None)
+                self.counts["read_repairs"] += 1
             except TransportError as exc:
                 log.info("read repair of %r on %s failed: %s", newest.key, node, exc)
 

@@ -8,4 +8,5 @@ if __name__ == "__main__":
     config = parse_node_args()
     serve(create_app(config) if config.workers == 1 else None, host=config.host,
           port=config.port, log_level=config.log_level, workers=config.workers,
-          factory="system.node.app:app_from_argv")
+          factory="system.node.app:app_from_argv", log_format=config.log_format,
+          service=config.id)

@@ -11,7 +11,8 @@ Internal (coordinators and peers): ``POST /internal/write``, ``POST /internal/re
 ``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``,
 ``GET|POST /internal/clock`` (the clock's skew: the clock-skew fault).
 Observation: ``GET /stats/arrivals`` (replica requests that arrived per 100 ms, on the host's
-monotonic clock: how a harness measures a herd on a recovering node).
+monotonic clock: how a harness measures a herd on a recovering node), ``GET /metrics``
+(Prometheus; with ``--workers`` > 1 each worker serves its own, see :mod:`system.metrics`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ from system.http import (
     EXCEPTION_HANDLERS,
     FastRoutes,
     RequestIdMiddleware,
+    configure_logging,
     error_response,
     json_response,
     read_json,
 )
+from system.metrics import Metrics, node_families, quorum_families
+from system.metrics import endpoint as metrics_endpoint
 from system.ring import HashRing
 from system.storage import Record, Store, open_store
 from system.transport import Transport, TransportError
@@ -298,6 +302,9 @@ def _object(body: object) -> dict:
 def create_app(config: NodeConfig, *, store: Store | None = None,
                transport: Transport | None = None) -> Starlette:
     svc = NodeService(config, store=store, transport=transport)
+    metrics = Metrics()
+    metrics.add(quorum_families(svc.gateway.counts))
+    metrics.add(node_families(svc.counters, svc.store.hint_counts))
 
     async def health(request: Request):
         return json_response({"status": "ok", "id": svc.id})
@@ -429,7 +436,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         routes=[
             Route("/health", health), Route("/ready", ready),
             Route("/data/{key:path}", get_data), Route("/keys", keys), Route("/stats", stats),
-            Route("/stats/arrivals", arrivals),
+            Route("/stats/arrivals", arrivals), Route("/metrics", metrics_endpoint(metrics)),
             Route("/internal/batch", internal_batch, methods=["POST"]),
             Route("/internal/hints", internal_hints, methods=["POST"]),
             Route("/internal/clock", clock, methods=["GET", "POST"]),
@@ -438,16 +445,20 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         lifespan=lifespan,
     )
     app.state.service = svc
+    app.state.metrics = metrics
     fast = FastRoutes(app, {("POST", "/internal/read"): internal_read,
                             ("POST", "/internal/write"): internal_write,
                             ("POST", "/gateway/data"): gateway_write},
-                      prefixes={("GET", "/gateway/data/"): gateway_read})
-    return RequestIdMiddleware(fast, service=svc.id)
+                      prefixes={("GET", "/gateway/data/{key}"): gateway_read})
+    return RequestIdMiddleware(fast, service=svc.id, metrics=metrics.http)
 
 
 def app_from_argv():
-    """uvicorn factory for ``--workers > 1`` (each worker re-reads the same command line)."""
-    return create_app(parse_node_args())
+    """uvicorn factory for ``--workers > 1`` (each worker re-reads the same command line and,
+    being a process of its own, configures its own logging)."""
+    config = parse_node_args()
+    configure_logging(level=config.log_level, fmt=config.log_format, service=config.id)
+    return create_app(config)
 
 
 def _hostport(url: str) -> str:

@@ -6,4 +6,5 @@ from system.registry.app import create_app
 
 if __name__ == "__main__":
     config = parse_registry_args()
-    serve(create_app(config), host=config.host, port=config.port, log_level=config.log_level)
+    serve(create_app(config), host=config.host, port=config.port, log_level=config.log_level,
+          log_format=config.log_format, service="registry")

@@ -5,6 +5,8 @@ Gateway: ``POST /data`` (quorum write), ``GET /data/{key}`` (quorum read with re
 the ring has fewer nodes than the quorum, both answer 503 at once saying what is missing.
 Probes: ``GET /health`` (the process answers), ``GET /ready`` (the gateway can serve: enough
 nodes are alive on the ring for a write and a read quorum; 503 naming what is missing).
+Observation: ``GET /metrics`` (Prometheus: requests, gateway quorum outcomes, members by
+status; see :mod:`system.metrics`).
 Admin (``Authorization: Bearer <token>``; disabled without a configured token):
 ``POST /kill/{node_id}``, ``POST /scale-up``, ``GET /graduate``, ``PUT /admin/links``,
 ``GET /admin/launches``, ``POST /admin/launches/{id}``, ``POST /admin/adopt``.
@@ -41,6 +43,8 @@ from system.http import (
     read_json,
 )
 from system.membership import Membership
+from system.metrics import Metrics, member_families, quorum_families
+from system.metrics import endpoint as metrics_endpoint
 from system.registry.graduation import ART, Graduation
 from system.registry.launcher import DelegatedLauncher, LocalProcessLauncher, NoLauncher
 from system.ring import HashRing
@@ -183,6 +187,9 @@ class Registry:
 
 def create_app(config: RegistryConfig, *, transport: Transport | None = None):
     reg = Registry(config, transport=transport)
+    metrics = Metrics()
+    metrics.add(quorum_families(reg.gateway.counts))
+    metrics.add(member_families(lambda: (m.status for m in reg.membership.members())))
 
     def require_admin(request: Request) -> None:
         if not config.admin_token:
@@ -367,11 +374,13 @@ def create_app(config: RegistryConfig, *, transport: Transport | None = None):
             Route("/admin/launches", launches),
             Route("/admin/launches/{req_id}", complete_launch, methods=["POST"]),
             Route("/admin/adopt", adopt, methods=["POST"]),
+            Route("/metrics", metrics_endpoint(metrics)),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.registry = reg
-    fast = FastRoutes(app, {("POST", "/data"): put_data}, prefixes={("GET", "/data/"): get_data})
-    return RequestIdMiddleware(fast, service="registry")
+    app.state.metrics = metrics
+    fast = FastRoutes(app, {("POST", "/data"): put_data}, prefixes={("GET", "/data/{key}"): get_data})
+    return RequestIdMiddleware(fast, service="registry", metrics=metrics.http)
 

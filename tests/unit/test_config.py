@@ -107,6 +107,7 @@ NODE_ENV = [
     ("request_timeout", "CHAOSLAB_REQUEST_TIMEOUT", "2.5", 2.5),
     ("handoff_interval", "CHAOSLAB_HANDOFF_INTERVAL", "0.25", 0.25),
     ("log_level", "CHAOSLAB_LOG_LEVEL", "debug", "debug"),
+    ("log_format", "CHAOSLAB_LOG_FORMAT", "json", "json"),
     ("clock_skew_ms", "CHAOSLAB_CLOCK_SKEW_MS", "-2500", -2500),
     ("seed", "CHAOSLAB_SEED", "7", 7),
 ]
