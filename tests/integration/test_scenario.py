@@ -27,7 +27,7 @@ def test_a_run_writes_its_artifacts_and_replays_from_them(chaos_run, chaos_artif
     assert recorded["verdict"] == "valid" and f"--chaos-seed {seed}" in recorded["replay"]
     cases = ElementTree.parse(chaos_artifacts / "junit.xml").getroot().findall("testcase")
     assert [c.get("name") for c in cases] == ["steady-state", "availability", "durability",
-                                              "scenario"]
+                                              "stale-reads", "convergence", "scenario"]
     ops = result.history.ops
     processes = {op.process for op in ops}
     assert NEMESIS in processes and len(processes) > 2  # every user its own process name
