@@ -103,9 +103,9 @@ def test_killed_nodes_under_load_give_no_fail_for_writes_that_reached_a_replica(
         load.start()
         wait_for(lambda: sum(op.type is OpType.OK for op in load.snapshot().ops) >= 20,
                  timeout=20, description="acknowledged writes before the kills")
+        killed_at = time.monotonic() - load.t0  # before: a write may fail between the kills
         rt.kill("node-1")
         rt.kill("node-2")
-        killed_at = time.monotonic() - load.t0
         wait_for(lambda: sum(op.type is OpType.INFO and op.time > killed_at
                              for op in load.snapshot().ops) >= 10,
                  timeout=30, description="writes failing after the kills")
