@@ -81,6 +81,7 @@ def test_same_seed_same_jitter_draws(upstream):
     measured = run_with_seed(7, upstream, latency=latency, jitter=jitter)
     assert overhead(measured, jitter_model(7, latency, jitter)) >= 0  # never faster than the toxic
     # Each trip's latency follows seed 7's draw (a few ms of noise and a drifting overhead on a
-    # loaded machine do not hide a 100 ms spread) and not another seed's.
-    assert statistics.correlation(measured, jitter_model(7, latency, jitter)) >= 0.9, measured
+    # loaded machine do not hide a 100 ms spread) and not another seed's. A busy CI machine
+    # gave 0.88 once, so the bound leaves room for noise; another seed's draw correlates ~0.
+    assert statistics.correlation(measured, jitter_model(7, latency, jitter)) >= 0.75, measured
     assert statistics.correlation(measured, jitter_model(8, latency, jitter)) < 0.5
