@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from chaos.checkers import CHECKERS, Linearizable, Verdict
 from chaos.faults import Kill, Partition
 from chaos.history import NEMESIS, FinalState, History
+from chaos.nemesis import step_record
 from chaos.topology import Topology
 
 NODES = ("node-1", "node-2", "node-3")
@@ -123,10 +124,9 @@ def simulate_run(rng: random.Random, ops: int, *, processes: int = 16, keys: int
         events.append((end, 2 * n + 1, process, outcome, f, key,
                        None if outcome != "ok" and f == "read" else value, error))
     for step, (fault, _, at, until) in enumerate(steps):  # as Nemesis._record writes them
-        target = fault.describe().partition(" ")[2] or None
         heal = min(0.3, (until - at) / 4)  # a kill's heal restarts the node: it takes a while
         for phase, t, took in (("apply", at, 0.02), ("heal", until - heal, heal)):
-            value = {"step": step, "phase": phase}
+            target, value = step_record(fault, step, phase)
             events.append((t, -1, NEMESIS, "invoke", fault.kind, target, value, None))
             events.append((t + took, -1, NEMESIS, "ok", fault.kind, target, value, None))
     history = History(clock=lambda: 0.0, t0=0)

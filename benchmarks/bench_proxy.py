@@ -11,7 +11,7 @@ import statistics
 import time
 
 from chaos.proxy.process import ProxyServerProcess
-from chaos.proxy.testing import TcpServer, connect, round_trips, sink
+from chaos.testing.proxy import TcpServer, connect, round_trips, sink
 
 
 def rtt_stats(port: int, samples: int) -> tuple[float, float]:

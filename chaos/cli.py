@@ -1,4 +1,6 @@
-"""The ``chaoslab`` command: ``run`` (the main job), ``scenarios``, ``up``, ``status``, ``down``.
+"""The ``chaoslab`` command: ``run`` (the main job), ``scenarios``, ``up``, ``status``
+(``--watch``: live), ``down``, ``dashboard`` (a live page), ``diff`` (two runs' journals),
+``search`` (fault schedules drawn by Hypothesis, shrunk) and ``replay`` (a recorded run again).
 
 Exit codes: 0 every check valid, 1 a check invalid, 2 undecided (unknown) or a usage error
 (a bad option, name or value: one line on stderr, nothing started, nothing written).
@@ -28,7 +30,7 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Chaos-test a Dynamo-style key-value cluster.")
 STATE = Path(".chaoslab") / "state.json"
-RUNTIMES = ("auto", "local", "docker", "external")
+RUNTIMES = ("auto", "local", "docker", "external", "sim")
 
 
 class UsageProblem(Exception):
@@ -40,8 +42,9 @@ def _console() -> Console:
 
 
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local, docker, auto (docker when "
-                                         "an engine answers and the image can be had), or "
-                                         "external (a cluster started by someone else)")]
+                                         "an engine answers and the image can be had), "
+                                         "external (a cluster started by someone else), or "
+                                         "sim (in this process, on virtual time)")]
 ToxiproxyOpt = Annotated[str | None, typer.Option(
     "--toxiproxy-url", help="local runtime: use this Toxiproxy server (e.g. the real one) "
                             "instead of starting chaoslab's")]
@@ -83,7 +86,8 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
                     client: str | None, pattern: str | None, faults: list[str],
                     nodes: int | None, n: int | None, w: int | None, r: int | None,
                     storage: str | None, versions: str | None, mesh: bool | None,
-                    repair: str | None = None, limits=None):
+                    repair: str | None = None, handoff_rate: float | None = None,
+                    limits=None):
     """The scenario the options describe, checked and planned (pure: nothing starts);
     ``limits``: what an external cluster's control file enables (refused steps are usage
     errors)."""
@@ -115,7 +119,8 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
         if wl:
             sc = sc.but(workload=dataclasses.replace(sc.workload, **wl))
         quorum = {k: v for k, v in (("n", n), ("w", w), ("r", r), ("versions", versions),
-                                    ("repair", repair)) if v is not None}
+                                    ("repair", repair), ("handoff_rate", handoff_rate))
+                  if v is not None}
         if quorum:
             fields = {f.name: getattr(sc.cluster.settings, f.name)
                       for f in dataclasses.fields(ClusterSettings)}
@@ -138,8 +143,17 @@ def _build_scenario(name: str | None, scenario_file: str | None, *, seed: int | 
         raise UsageProblem(str(exc)) from None
 
 
-def _replay_command(sc, report: str) -> str:
-    return f"chaoslab run --scenario-file {shlex.quote(str(Path(report) / 'verdict.json'))}"
+def _replay_command(report: str, *, runtime: str = "auto", gateway_url: str | None = None,
+                    external_file: str | None = None) -> str:
+    """The command that runs the recorded scenario again, on the same runtime and cluster."""
+    argv = ["chaoslab", "run", "--scenario-file", str(Path(report) / "verdict.json")]
+    if runtime != "auto":
+        argv += ["--runtime", runtime]
+    if gateway_url:
+        argv += ["--gateway-url", gateway_url]
+    if external_file:
+        argv += ["--external-file", external_file]
+    return shlex.join(argv)
 
 
 @app.command()
@@ -166,6 +180,9 @@ def run(
     versions: Annotated[str | None, typer.Option(help="hlc or wallclock (weakened)")] = None,
     repair: Annotated[str | None, typer.Option(
         help="hinted handoff and read repair: on, or off (weakened)")] = None,
+    handoff_rate: Annotated[float | None, typer.Option(
+        help="records/s a node hands off to a peer coming back (default 250; 0: all at once, "
+             "weakened: a herd)")] = None,
     mesh: Annotated[bool | None, typer.Option("--mesh/--no-mesh",
                                               help="every link through its own proxy")] = None,
     report: Annotated[str, typer.Option(help="directory for the artifacts")] = "reports/latest",
@@ -190,7 +207,8 @@ def run(
     sc = _build_scenario(scenario, scenario_file, seed=seed, duration=duration, users=users,
                          processes=processes, client=client, pattern=pattern,
                          faults=list(fault or ()), nodes=nodes, n=n, w=w, r=r, storage=storage,
-                         versions=versions, mesh=mesh, repair=repair, limits=control)
+                         versions=versions, mesh=mesh, repair=repair,
+                         handoff_rate=handoff_rate, limits=control)
     console = _console()
     started = time.monotonic()
 
@@ -203,7 +221,8 @@ def run(
     s = sc.cluster.settings
     console.print(f"[bold]chaoslab run[/] {sc.name} runtime={rt.name} seed={sc.seed} "
                   f"N={s.n} W={s.w} R={s.r} storage={sc.cluster.storage}")
-    replay = _replay_command(sc, report)
+    replay = _replay_command(report, runtime=runtime, gateway_url=gateway_url,
+                             external_file=external_file)
     try:
         result = run_scenario(sc, rt, directory=report, progress=say)
     except KeyboardInterrupt:
@@ -254,6 +273,9 @@ def up(
     from chaos.scenario import STORAGES
 
     logging.basicConfig(level=logging.WARNING)
+    if runtime == "sim":
+        raise UsageProblem("the sim runtime lives inside one run, reachable by nothing else: "
+                           "`up` needs local or docker (or auto)")
     if nodes < 1:
         raise UsageProblem(f"nodes must be at least 1, got {nodes}")
     if storage not in STORAGES:
@@ -301,8 +323,18 @@ def _state() -> dict:
 def status(
     json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     registry: Annotated[str | None, typer.Option(help="registry URL (default: from `up`)")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="a live view, refreshed until Ctrl-C "
+                                        "(the terminal dashboard)")] = False,
 ) -> None:
     """Show each node's status, the cluster's health and the ring."""
+    if watch:
+        if json:
+            raise UsageProblem("--watch and --json do not go together: --json prints one "
+                               "snapshot for machines, --watch a live view for people")
+        from chaos.dashboard.terminal import watch as watch_live
+
+        watch_live(_watch_target(registry, None))
+        return
     console = _console()
     url = registry or _state()["registry_direct"]
     try:
@@ -321,6 +353,51 @@ def status(
     console.print(table)
     s = data["settings"]
     console.print(f"health: [bold]{data['health']}[/]  N={s['n']} W={s['w']} R={s['r']}")
+
+
+def _watch_target(registry: str | None, run_dir: str | None):
+    """The cluster the dashboard watches (chaos.dashboard.find_target); no cluster: exit 1."""
+    from chaos.dashboard import NoCluster, TargetError, find_target
+
+    try:
+        return find_target(registry=registry, run=run_dir)
+    except NoCluster as exc:
+        sys.stderr.write(f"chaoslab: {exc}\n")
+        raise typer.Exit(1) from None
+    except TargetError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+@app.command()
+def dashboard(
+    registry: Annotated[str | None, typer.Option(
+        help="registry URL (default: from `up`, or a running scenario's)")] = None,
+    run_dir: Annotated[str | None, typer.Option(
+        "--run", help="a running scenario's artifact folder (its --report): its faults and "
+                      "the harness's breakers")] = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: a free one)")] = 8765,
+) -> None:
+    """Serve a live page of the cluster (nodes, ring, traffic, breakers, faults) on
+    127.0.0.1 only, until Ctrl-C."""
+    from chaos.dashboard.web import HOST, bind, serve
+
+    if not 0 <= port <= 65535:
+        raise UsageProblem(f"--port must be from 0 to 65535, got {port}")
+    target = _watch_target(registry, run_dir)
+    try:
+        sock = bind(port)
+    except OSError as exc:
+        raise UsageProblem(f"cannot listen on {HOST}:{port} ({exc.strerror or exc}): choose "
+                           "another port with --port") from None
+    logging.basicConfig(level=logging.WARNING)
+    _console().print(f"dashboard of {target.source}: http://{HOST}:{sock.getsockname()[1]}/ "
+                     "(Ctrl-C stops it)", soft_wrap=True)
+    try:
+        serve(target, sock)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 @app.command()
@@ -344,6 +421,148 @@ def down(timeout: float = 30.0) -> None:
         console.print(str(exc))
         raise typer.Exit(1) from None
     console.print("stopped")
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="run A: its artifacts directory or journal.json")],
+    b: Annotated[str, typer.Argument(help="run B: its artifacts directory or journal.json")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Compare two runs' journals side by side: verdicts per checker, throughput, latency
+    percentiles and failover times (docs/report.md)."""
+    from chaos.report.diff import DiffError, as_table, compare, load_journal
+    from chaos.report.diff import as_json as diff_json
+
+    try:
+        rows = compare(load_journal(a), load_journal(b))
+    except DiffError as exc:
+        raise UsageProblem(str(exc)) from None
+    if as_json:
+        sys.stdout.write(orjson.dumps(diff_json(rows, a, b), option=orjson.OPT_INDENT_2,
+                                      default=str).decode() + "\n")
+    else:
+        _console().print(as_table(rows, a, b))
+
+
+@app.command()
+def search(
+    scenario: Annotated[str | None, typer.Argument(help="the base scenario (its schedule is "
+                                                   "replaced by the drawn ones)")] = None,
+    runtime: Annotated[str, typer.Option(help="where the schedules run: sim (exact and "
+                                              "fast), local or docker")] = "sim",
+    budget: Annotated[int, typer.Option(help="schedules drawn before giving up")] = 30,
+    seed: Annotated[int | None, typer.Option(help="the runs' seed (default: random, "
+                                                  "printed)")] = None,
+    search_seed: Annotated[int | None, typer.Option(help="seed of the draws (default: "
+                                                         "--seed)")] = None,
+    max_steps: Annotated[int, typer.Option(help="steps per schedule at most")] = 4,
+    duration: Annotated[float | None, typer.Option(help="seconds of traffic per run")] = None,
+    w: Annotated[int | None, typer.Option(help="write quorum W")] = None,
+    r: Annotated[int | None, typer.Option(help="read quorum R")] = None,
+    storage: Annotated[str | None, typer.Option(help="durable or memory (weakened)")] = None,
+    versions: Annotated[str | None, typer.Option(help="hlc or wallclock (weakened)")] = None,
+    repair: Annotated[str | None, typer.Option(help="on, or off (weakened)")] = None,
+    confirm: Annotated[str, typer.Option(help="re-run the minimal schedule there to confirm "
+                                              "it: local, docker or none")] = "local",
+    report: Annotated[str, typer.Option(help="directory for search.json")] = "reports/search",
+) -> None:
+    """Draw fault schedules with Hypothesis, run each against the cluster under load, and
+    shrink the first that breaks a check to the smallest that still does. Exit 1 when one
+    was found, 0 when the budget found none."""
+    from chaos.runtime import RUNTIME_KINDS
+    from chaos.search import runner
+    from chaos.search import search as run_search
+
+    choices = [k for k in RUNTIME_KINDS if k not in ("auto", "external")]
+    for flag, value, valid in (("--runtime", runtime, choices),
+                               ("--confirm", confirm, ["local", "docker", "none"])):
+        if value not in valid:
+            raise UsageProblem(f"unknown {flag} {value!r}: choose one of {', '.join(valid)}")
+    for flag, value in (("--budget", budget), ("--max-steps", max_steps)):
+        if value < 1:
+            raise UsageProblem(f"{flag} must be at least 1, got {value}")
+    base = _build_scenario(scenario, None, seed=seed, duration=duration, users=None,
+                           processes=None, client=None, pattern=None, faults=[], nodes=None,
+                           n=None, w=w, r=r, storage=storage, versions=versions, mesh=None,
+                           repair=repair)
+    console = _console()
+    logging.basicConfig(level=logging.WARNING)
+    console.print(f"[bold]chaoslab search[/] {base.name} runtime={runtime} seed={base.seed} "
+                  f"budget={budget}")
+
+    def tried(trial) -> None:
+        steps = "; ".join(s.fault.describe() for s in trial.schedule.steps)
+        console.print(f"[dim]{trial.seconds:5.1f}s[/] {trial.valid}: {steps}")
+
+    found = run_search(base, runner(runtime), budget=budget, seed=search_seed,
+                       max_steps=max_steps, runtime=runtime, on_trial=tried)
+    if found.found and confirm != "none" and confirm != runtime:
+        console.print(f"confirming the minimal schedule on {confirm}...")
+        found.confirm(runner(confirm), confirm)
+    out = Path(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_bytes(orjson.dumps(found.as_json(), option=orjson.OPT_INDENT_2))
+    console.print(found.describe())
+    if found.found:
+        console.print(f"replay: {shlex.join(['chaoslab', 'replay', str(out / 'search.json')])}")
+    raise typer.Exit(1 if found.found else 0)
+
+
+@app.command()
+def replay(
+    recorded: Annotated[str, typer.Argument(help="search.json or verdict.json of a run, or a "
+                                                 "seed (with --scenario)")],
+    scenario: Annotated[str | None, typer.Option(help="with a seed: the scenario to run")] = None,
+    runtime: Annotated[str | None, typer.Option(help="default: the recorded run's (sim for a "
+                                                     "search)")] = None,
+) -> None:
+    """Run a recorded scenario again with its seed and say whether the violation
+    reproduces (on sim: exactly, event for event). Exit codes as for `run`."""
+    from chaos.checkers.base import Validity
+    from chaos.runtime import RUNTIME_KINDS
+    from chaos.scenario import Scenario
+    from chaos.search import history_digest, runner
+
+    expected, digest, kind = None, None, runtime
+    if recorded.isdigit():
+        sc = _build_scenario(scenario, None, seed=int(recorded), duration=None, users=None,
+                             processes=None, client=None, pattern=None, faults=[], nodes=None,
+                             n=None, w=None, r=None, storage=None, versions=None, mesh=None)
+    else:
+        if scenario:
+            raise UsageProblem("--scenario goes with a seed, not with a recorded file")
+        try:
+            data = orjson.loads(Path(recorded).read_bytes())
+            raw = data["scenario"]
+            if raw is None:
+                raise UsageProblem(f"{recorded} records a search that found nothing to replay")
+            sc = Scenario.from_json(raw).plan()
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise UsageProblem(f"cannot read a recorded scenario from {recorded}: {exc}") from None
+        if data.get("kind") == "chaoslab-search":
+            expected, kind = data["verdict"]["verdict"], kind or data["runtime"]
+            digest = data["verdict"].get("history_sha256")
+        else:
+            expected = data.get("verdict")
+    kind = kind or "local"
+    if kind not in RUNTIME_KINDS or kind in ("auto", "external"):
+        valid = [k for k in RUNTIME_KINDS if k not in ("auto", "external")]
+        raise UsageProblem(f"unknown --runtime {kind!r}: choose one of {', '.join(valid)}")
+    console = _console()
+    logging.basicConfig(level=logging.WARNING)
+    console.print(f"[bold]chaoslab replay[/] {sc.name} runtime={kind} seed={sc.seed}")
+    result = runner(kind)(sc)
+    verdict = result.verdict.valid
+    console.print(f"verdict: [bold]{str(verdict).upper()}[/]  {result.verdict.summary}")
+    if expected is not None:
+        same = "reproduced" if str(verdict) == expected else f"did NOT reproduce (was {expected})"
+        if digest and kind == "sim":
+            exact = history_digest(result.history) == digest
+            same += "; the history is identical, event for event" if exact else \
+                "; the history differs from the recorded one"
+        console.print(f"replay {same}")
+    raise typer.Exit(verdict.exit_code if isinstance(verdict, Validity) else 2)
 
 
 def main(argv: list[str] | None = None) -> None:

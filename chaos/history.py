@@ -9,12 +9,17 @@ Times are the host's monotonic clock (``time.monotonic``, system-wide on Linux, 
 written by several processes on one host share one time axis), stored relative to the
 history's start ``t0``. Several processes (Locust's workers) each append to a JSONL file of
 their own (:class:`HistoryWriter`); :meth:`History.load` merges the files into one history.
+Each file starts with an anchor (its host, and one reading of its monotonic and wall clocks),
+so files written on other machines (Locust workers elsewhere) are placed on this host's axis
+through the wall clocks: as exact as the machines' clock sync (NTP), no more.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -52,6 +57,8 @@ class Op:
     time: float  # seconds since the history's t0 (host monotonic clock)
     error: str | None = None
     version: str | None = None  # the version the system answered with, where it has one
+    attempts: int | None = None  # the client's tries of this operation, where it says
+    requests: int | None = None  # the replica requests they sent (retry amplification)
 
     def as_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -113,11 +120,13 @@ class History:
 
     def add(self, process: str, type_: str, f: str, key: str | None = None, value: Any = None,
             error: str | None = None, *, version: str | None = None,
+            attempts: int | None = None, requests: int | None = None,
             at: float | None = None) -> Op:
         """Record an operation now (or at the absolute monotonic time ``at``)."""
         t = self.now() if at is None else at - self.t0
         with self._lock:
-            op = Op(len(self._ops), process, OpType(type_), f, key, value, t, error, version)
+            op = Op(len(self._ops), process, OpType(type_), f, key, value, t, error, version,
+                    attempts, requests)
             self._ops.append(op)
             self._pairs = None
             return op
@@ -194,27 +203,41 @@ class History:
         times) and ``extra`` ops of an in-process history with the same ``t0`` (the
         nemesis's), ordered by time. A torn last line (a process killed mid-write) is
         skipped."""
-        streams = [_read_records(p, t0) for p in paths]
+        here = socket.gethostname()
+        wall_minus_mono = time.time() - time.monotonic()  # this host's, now
+        streams = [_read_records(p, t0, here, wall_minus_mono) for p in paths]
         streams.append(iter(sorted(((op.time, op.process, op.type, op.f, op.key, op.value,
-                                     op.error, op.version) for op in extra),
+                                     op.error, op.version, op.attempts, op.requests)
+                                    for op in extra),
                                    key=lambda r: r[0])))
         history = cls(clock=clock, t0=t0)
         ops = history._ops
-        for t, process, type_, f, key, value, error, version in heapq.merge(
+        for t, process, type_, f, key, value, error, version, attempts, requests in heapq.merge(
                 *streams, key=lambda r: r[0]):
-            ops.append(Op(len(ops), process, OpType(type_), f, key, value, t, error, version))
+            ops.append(Op(len(ops), process, OpType(type_), f, key, value, t, error, version,
+                          attempts, requests))
         return history
 
 
-def _read_records(path: str, t0: float) -> Iterator[tuple]:
+def _read_records(path: str, t0: float, here: str, wall_minus_mono: float) -> Iterator[tuple]:
+    """A file's records on this host's monotonic axis, relative to ``t0``. A file written on
+    another host (its anchor says which) is moved by the difference of the two hosts'
+    wall-minus-monotonic offsets."""
+    shift = 0.0
     with open(path, "rb") as fh:
         for line in fh:
             try:
                 r = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            yield (r["mono"] - t0, r["process"], r["type"], r["f"], r.get("key"),
-                   r.get("value"), r.get("error"), r.get("version"))
+            if "anchor" in r:
+                a = r["anchor"]
+                if a.get("host") != here:
+                    shift = (a["wall"] - a["mono"]) - wall_minus_mono
+                continue
+            yield (r["mono"] + shift - t0, r["process"], r["type"], r["f"], r.get("key"),
+                   r.get("value"), r.get("error"), r.get("version"), r.get("attempts"),
+                   r.get("requests"))
 
 
 class HistoryWriter:
@@ -229,9 +252,13 @@ class HistoryWriter:
         self._flush_every = flush_every
         self._last_flush = clock()
         self._lock = threading.Lock()
+        # where and when, for a reader on another machine (History.load)
+        self._fh.write(orjson.dumps({"anchor": {"host": socket.gethostname(), "mono": clock(),
+                                                "wall": time.time(), "pid": os.getpid()}}) + b"\n")
 
     def add(self, process: str, type_: str, f: str, key: str | None = None, value: Any = None,
-            error: str | None = None, *, version: str | None = None) -> float:
+            error: str | None = None, *, version: str | None = None,
+            attempts: int | None = None, requests: int | None = None) -> float:
         now = self._clock()
         record = {"mono": now, "process": process, "type": str(type_), "f": f}
         if key is not None:
@@ -242,6 +269,10 @@ class HistoryWriter:
             record["error"] = error
         if version is not None:
             record["version"] = version
+        if attempts is not None:
+            record["attempts"] = attempts
+        if requests is not None:
+            record["requests"] = requests
         line = orjson.dumps(record) + b"\n"
         with self._lock:
             self._fh.write(line)

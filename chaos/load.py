@@ -9,7 +9,7 @@
 This module never imports ``locust`` or ``gevent`` (importing Locust monkey-patches the
 process): it runs ``python -m locust`` on a tiny locustfile written into ``directory`` that
 imports the users of :mod:`chaos.locust` (so it works from an installed package too). Each
-Locust process appends its operations to ``directory/history-<pid>.jsonl``;
+Locust process appends its operations to ``directory/history-<host>-<pid>.jsonl``;
 :meth:`Load.history` merges them. Locust's own reports go next to them: ``locust_*.csv``,
 ``locust.html``, ``locust.log``, ``locust.json``.
 """

@@ -6,7 +6,7 @@ monkey-patches the whole process with gevent. The host drives it through
 
 Every operation is recorded raw, twice: through Locust's ``events.request`` hook (its
 statistics, CSV and HTML reports; the timing unrounded) and, with ``--kv-history-dir DIR``,
-as invoke then ok / fail / info into ``DIR/history-<pid>.jsonl``
+as invoke then ok / fail / info into ``DIR/history-<host>-<pid>.jsonl``
 (:class:`chaos.history.HistoryWriter`), the invoke written before the request is sent. A
 failure is ``fail`` only when it definitely did not happen (:func:`chaos.traffic.outcome`).
 
@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from locust.stats import StatsError
 
 from chaos.checkers import ReadYourWrites
 from chaos.history import EVENT, INTERRUPTED, HistoryWriter
+from chaos.live import BreakerBoard
 from chaos.seeds import derive
 from chaos.traffic import GATEWAYS, PATTERNS, GatewayKV, KVClient, NodeGatewaysKV, SmartKV, outcome
 from system.backoff import JITTER_KINDS
@@ -110,7 +112,7 @@ def add_options(parser) -> None:
     parser.add_argument("--kv-namespace", default=None,
                         help="prefix of every key (default: from the seed)")
     parser.add_argument("--kv-history-dir", default=None,
-                        help="record every operation into DIR/history-<pid>.jsonl")
+                        help="record every operation into DIR/history-<host>-<pid>.jsonl")
     parser.add_argument("--kv-report", default=None,
                         help="write a JSON summary here at the end (counts, stale reads, errors)")
 
@@ -144,7 +146,8 @@ class _Run:
         directory = self.options.kv_history_dir
         if directory and self.writer is None:
             os.makedirs(directory, exist_ok=True)
-            self.writer = HistoryWriter(os.path.join(directory, f"history-{os.getpid()}.jsonl"))
+            name = f"history-{socket.gethostname()}-{os.getpid()}.jsonl"  # unique across machines
+            self.writer = HistoryWriter(os.path.join(directory, name))
         return self.writer
 
     def client(self, kind: str, make) -> KVClient:
@@ -212,7 +215,9 @@ class KVUser(User):
         self.run = run = _run_of(self.environment)
         opts = run.options
         n = next(run.users)
-        self.process = f"{self.label}-{os.getpid()}-{n}"  # unique across the run's processes
+        # unique across the run's processes, on this machine (pid) and across machines (the
+        # worker index the master gave)
+        self.process = f"{self.label}-{run.worker}-{os.getpid()}-{n}"
         self.rng = random.Random(derive(opts.kv_seed, f"user-{self.label}-{run.worker}-{n}"))
         self.pattern, self.ratio = opts.kv_pattern, opts.kv_write_ratio
         self.nkeys, self.size = opts.kv_keys, opts.kv_value_size
@@ -260,7 +265,7 @@ class KVUser(User):
             self._failed("write", key, value, started, exc)
             return
         elapsed = time.perf_counter() - started
-        self._record("ok", "write", key, value, version=version)
+        self._record("ok", "write", key, value, version=version, tries=self.kv.tries())
         if own:
             self.check.wrote(key, value, True)
         self._fire("write", elapsed, len(value), None)
@@ -274,7 +279,7 @@ class KVUser(User):
             self._failed("read", key, None, started, exc)
             return
         elapsed = time.perf_counter() - started
-        self._record("ok", "read", key, value, version=version)
+        self._record("ok", "read", key, value, version=version, tries=self.kv.tries())
         self._fire("read", elapsed, len(value or ""), self._verify(key, value))
 
     def _failed(self, f: str, key: str, value: str | None, started: float,
@@ -283,7 +288,8 @@ class KVUser(User):
         if not isinstance(exc, Exception):  # the user is being stopped mid-operation
             self._record("info", f, key, value, error=INTERRUPTED)
             raise exc
-        self._record(outcome(exc), f, key, value, error=f"{type(exc).__name__}: {exc}")
+        self._record(outcome(exc), f, key, value, error=f"{type(exc).__name__}: {exc}",
+                     tries=self.kv.tries())
         self._fire(f, elapsed, 0, exc)
 
     def _verify(self, key: str, value: str | None) -> StaleRead | None:
@@ -298,9 +304,11 @@ class KVUser(User):
         return StaleRead(STALE)
 
     def _record(self, type_: str, f: str, key: str, value: str | None = None, *,
-                error: str | None = None, version: str | None = None) -> None:
+                error: str | None = None, version: str | None = None,
+                tries: tuple[int | None, int | None] = (None, None)) -> None:
         if self.history is not None:
-            self.history.add(self.process, type_, f, key, value, error, version=version)
+            self.history.add(self.process, type_, f, key, value, error, version=version,
+                             attempts=tries[0], requests=tries[1])
 
     def _fire(self, f: str, seconds: float, size: int, exc: BaseException | None) -> None:
         self.environment.events.request.fire(
@@ -313,10 +321,14 @@ def _smart_client(run: _Run) -> KVClient:
     status = httpx.get(f"{run.environment.host}/cluster-status", timeout=5).json()
     history = run.history()
     lane = f"{EVENT}smart-client-{os.getpid()}"  # one client, one set of breakers per process
+    board = BreakerBoard(opts.kv_history_dir, client=lane, threshold=opts.kv_breaker_threshold,
+                         cooldown=opts.kv_breaker_cooldown) if history is not None else None
 
     def breaker_moved(node: str, old, new) -> None:  # called on the client's loop thread
         if history is not None:
             history.add(lane, "info", "breaker", node, {"from": str(old), "to": str(new)})
+        if board is not None:  # the live dashboard's view of this client (chaos.live)
+            board.moved(node, old, new)
 
     if history is not None:  # says that this client records its breakers, and how they are set
         history.add(lane, "info", "breakers", None, {"threshold": opts.kv_breaker_threshold,

@@ -22,7 +22,7 @@ from chaos.faults.base import FAULTS, Fault, FaultError, parse_fault
 from chaos.history import NEMESIS, History
 from chaos.topology import Link, Topology
 
-__all__ = ["Step", "Schedule", "ScheduleError", "Nemesis"]
+__all__ = ["Step", "Schedule", "ScheduleError", "Nemesis", "step_record"]
 
 log = logging.getLogger("chaoslab.nemesis")
 
@@ -174,6 +174,13 @@ class _Applied:
     healed: bool = False
 
 
+def step_record(fault: Fault, step: int, phase: str) -> tuple[str | None, dict]:
+    """The key and value of a fault's records in the history: its targets (``+``-joined;
+    None for the whole cluster), and the step, the phase and what the fault is."""
+    return "+".join(fault.targets()) or None, {"step": step, "phase": phase,
+                                               "fault": fault.describe()}
+
+
 class Nemesis:
     """Breaks one runtime on purpose and puts it back.
 
@@ -196,8 +203,7 @@ class Nemesis:
         self._lock = threading.RLock()
 
     def _record(self, fault: Fault, step: int, phase: str, action: Callable[[], None]) -> bool:
-        target = fault.describe().partition(" ")[2] or None
-        value = {"step": step, "phase": phase}
+        target, value = step_record(fault, step, phase)
         self.history.add(NEMESIS, "invoke", fault.kind, target, value)
         try:
             action()

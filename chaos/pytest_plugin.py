@@ -1,6 +1,6 @@
 """chaoslab's pytest plugin (registered as the ``pytest11`` entry point ``chaoslab``).
 
-Options: ``--runtime local|docker|external``, ``--chaos-seed N``, ``--chaos-artifacts DIR``;
+Options: ``--runtime local|docker|external|sim``, ``--chaos-seed N``, ``--chaos-artifacts DIR``;
 for ``external`` (a cluster started by someone else): ``--gateway-url URL`` and
 ``--external-file FILE`` (how to kill, pause and restart its services: docs/external.md).
 Markers: ``chaos`` (a chaos scenario), ``docker`` (needs a Docker engine),
@@ -40,9 +40,10 @@ from typing import Any
 import pytest
 
 from chaos.runtime.base import ClusterSpec
+from chaos.seeds import derive
 
 SESSION_LABEL = "org.chaoslab.test-session"
-RUNTIME_CHOICES = ("local", "docker", "external")
+RUNTIME_CHOICES = ("local", "docker", "external", "sim")
 _SETTINGS = ("n", "w", "r", "vnodes", "versions", "heartbeat_interval", "suspect_after",
              "dead_after", "repair")
 
@@ -50,8 +51,9 @@ _SETTINGS = ("n", "w", "r", "vnodes", "versions", "heartbeat_interval", "suspect
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaoslab", "chaos testing with chaoslab")
     group.addoption("--runtime", default="local", choices=RUNTIME_CHOICES,
-                    help="where clusters run: local processes, docker containers, or an "
-                         "external cluster (--gateway-url, --external-file)")
+                    help="where clusters run: local processes, docker containers, an "
+                         "external cluster (--gateway-url, --external-file), or sim (in this "
+                         "process, on virtual time)")
     group.addoption("--gateway-url", default=None,
                     help="--runtime external: the gateway of the cluster under test")
     group.addoption("--external-file", default=None,
@@ -62,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chaos-artifacts", default=".chaoslab/artifacts",
                     help="each test writes its history, verdict and report in a folder "
                          "named after it here")
+    group.addoption("--sim-recheck", type=float, default=0.25,
+                    help="--runtime sim: the share of scenario runs run a second time and "
+                         "compared event for event (a difference fails the test)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -331,12 +336,74 @@ def chaos_run(request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: 
         rt = _new_runtime(request.config, spec, tmp_path / "scenario")
         started = time.monotonic()
         result = run_scenario(scenario, rt, directory=chaos_artifacts)
+        if _rechecked(request, scenario.seed):
+            _check_determinism(request, scenario, result, rt, tmp_path / "again")
         write_report(result, str(chaos_artifacts), replay=replay_command(request.node))
         request.config.stash.setdefault(_RUNS, []).append(
             (request.node.nodeid, time.monotonic() - started, result))
         return result
 
     return run
+
+
+@pytest.fixture
+def chaos_search(request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: Path):
+    """``chaos_search(scenario, budget=20, runtime="sim", confirm=None, **options)``: draw
+    fault schedules for the scenario (with this test's seed unless it sets one), shrink the
+    first that fails, confirm it on ``confirm`` (a runtime) if given, write search.json, and
+    return the :class:`chaos.search.Search`. ``assert not found.found, found.describe()``
+    makes a test that fails with the minimal schedule, its seed and the replay command."""
+    def run(scenario, *, budget: int = 20, runtime: str = "sim", confirm: str | None = None,
+            **options):
+        import orjson
+
+        from chaos.search import runner, search
+
+        if scenario.seed == 0:
+            scenario = scenario.but(seed=chaos_seed)
+        found = search(scenario, runner(runtime), budget=budget, runtime=runtime, **options)
+        if found.found and confirm:
+            found.confirm(runner(confirm), confirm)
+        chaos_artifacts.mkdir(parents=True, exist_ok=True)
+        path = chaos_artifacts / "search.json"
+        path.write_bytes(orjson.dumps(found.as_json(), option=orjson.OPT_INDENT_2))
+        if found.found:
+            request.node.add_report_section("call", "chaoslab search",
+                                            f"{found.describe()}\nreplay: chaoslab replay {path}")
+        return found
+
+    return run
+
+
+def _rechecked(request: pytest.FixtureRequest, seed: int) -> bool:
+    """On sim, this run is among the share run twice: drawn from the test's id and seed, so
+    the same tests are rechecked when a run is replayed."""
+    if request.config.getoption("--runtime") != "sim":
+        return False
+    share = request.config.getoption("--sim-recheck")
+    return derive(seed, f"recheck:{request.node.nodeid}") % 1000 < share * 1000
+
+
+def _check_determinism(request, scenario, result, runtime, workdir: Path) -> None:
+    """Run the scenario again on a fresh simulation and compare the histories and the
+    injected events, record for record: the first difference fails the test."""
+    from chaos.scenario import run as run_scenario
+    from chaos.sim.determinism import event_lines, first_divergence, history_lines
+
+    spec = dataclasses.replace(scenario.cluster, seed=scenario.seed)
+    again_rt = _new_runtime(request.config, spec, workdir)
+    again = run_scenario(scenario, again_rt, directory=workdir / "artifacts")
+    for what, a, b in (("history record", history_lines(result.history),
+                        history_lines(again.history)),
+                       ("injected event", event_lines(runtime.events),
+                        event_lines(again_rt.events))):
+        diverged = first_divergence(a, b, what=what)
+        if diverged:
+            pytest.fail(f"the simulation is not deterministic for seed {scenario.seed}: "
+                        f"{diverged}", pytrace=False)
+    request.node.add_report_section("call", "chaoslab sim", "run twice: identical, event for "
+                                    f"event ({len(a)} events, {len(history_lines(result.history))} "
+                                    "history records)")
 
 
 _RUNS = pytest.StashKey[list]()

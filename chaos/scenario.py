@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import chaos.observe
 from chaos.checkers import CHECKERS, Checker, Compose, Validity, Verdict, make_checker
 from chaos.faults.base import FaultError
 from chaos.history import FinalState, History, OpType
+from chaos.live import LiveStatus
 from chaos.nemesis import Nemesis, Schedule, ScheduleError
-from chaos.observe import node_arrivals, replica_versions, wait_until_quiet
 from chaos.runtime.base import ClusterSpec
 from chaos.seeds import derive
 from chaos.topology import Topology
@@ -257,15 +258,23 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
 
     Every fault is healed, the traffic stopped and (unless ``started``) the cluster stopped
     on the way out, whatever happens."""
+    # a runtime may bring its own traffic, clock and observation (sim: in process, on
+    # virtual time); by default, Locust and the host's monotonic clock
+    load_factory = load_factory or getattr(runtime, "load_factory", None)
+    kv_factory = kv_factory or getattr(runtime, "kv_factory", None)
     if load_factory is None:
         from chaos.load import Load as load_factory
     if kv_factory is None:
         from chaos.traffic import make_kv as kv_factory
+    clock = getattr(runtime, "clock", time.monotonic)
+    observe = getattr(runtime, "observer", chaos.observe)
     say = progress or (lambda message: log.info("%s", message))
     sc = scenario.plan(runtime)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
+    if hasattr(runtime, "pacer"):
+        stop = runtime.pacer(stop)  # waits that let virtual time pass
     timings: dict[str, float] = {}
     began = time.monotonic()
     if not started:
@@ -274,19 +283,22 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
         timings["cluster_start_s"] = time.monotonic() - began
     try:
         endpoints = runtime.endpoints()
+        live = LiveStatus(directory, runtime, scenario=sc.name, seed=sc.seed, schedule=sc.schedule)
         say(f"traffic: {sc.workload.users} {sc.workload.client} users for "
             f"{sc.workload.duration:g}s; steady state {sc.steady_state:g}s")
         with load_factory(sc.workload, host=endpoints.registry, seed=derive(sc.seed, "workload"),
-                          directory=directory, t0=time.monotonic()) as load:
+                          directory=directory, t0=clock()) as load:
             load.start()
             # the schedule counts from the moment the users run, not from Locust's start-up
-            t0 = load.t0 = time.monotonic()
-            nemesis_log = History(t0=t0)
+            t0 = load.t0 = clock()
+            nemesis_log = History(clock=clock, t0=t0)
             nemesis = Nemesis(runtime, nemesis_log, topology=_topology(sc, runtime),
-                              rng=random.Random(derive(sc.seed, "nemesis")), on_event=say)
+                              rng=random.Random(derive(sc.seed, "nemesis")),
+                              on_event=live.relay(say))
+            live.watch(nemesis)  # the faults active now, for `chaoslab dashboard`
             baseline = None
             if sc.steady_state > 0:
-                stop.wait(max(0.0, t0 + sc.steady_state - time.monotonic()))  # pacing
+                stop.wait(max(0.0, t0 + sc.steady_state - clock()))  # pacing
                 baseline = steady_state_verdict(load.snapshot(), until=sc.steady_state,
                                                 min_ok=sc.steady_min_ok)
                 say(f"steady state: {baseline.summary}")
@@ -294,8 +306,8 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                 load.stop()
             else:
                 with nemesis:
-                    nemesis.run(sc.schedule, t0=t0, stop=stop)
-                timings["faults_healed_s"] = time.monotonic() - t0
+                    nemesis.run(sc.schedule, t0=t0, stop=stop, clock=clock)
+                timings["faults_healed_s"] = clock() - t0
             code = load.wait(timeout=sc.workload.duration + 60)
             history = load.history(extra=nemesis_log.ops)
             operations = sum(1 for inv, _ in history.completions() if inv.is_client)
@@ -303,7 +315,7 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                           "ops_per_s": operations / sc.workload.duration,
                           "cpu_seconds": round(load.cpu_seconds, 2),
                           "cpu_share": round(load.cpu_share, 3)}
-        timings["traffic_s"] = time.monotonic() - t0
+        timings["traffic_s"] = clock() - t0
         keys = sorted({op.key for op in history.client_ops() if op.f == "write"})
         say(f"final reads of {len(keys)} keys")
         t = time.monotonic()
@@ -311,10 +323,10 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                         client_config(sc, endpoints.registry)) as kv:
             final = final_reads(kv, keys)
         timings["final_reads_s"] = time.monotonic() - t
-        history.series.update(node_arrivals(runtime, t0=history.t0))
+        history.series.update(observe.node_arrivals(runtime, t0=history.t0))
         t = time.monotonic()
-        timings["quiet_s"] = wait_until_quiet(runtime, timeout=sc.quiet)
-        final = FinalState(final, replicas=replica_versions(runtime),
+        timings["quiet_s"] = observe.wait_until_quiet(runtime, timeout=sc.quiet)
+        final = FinalState(final, replicas=observe.replica_versions(runtime),
                            copies=min(sc.cluster.settings.n, len(runtime.node_ids())))
         timings["replica_reads_s"] = time.monotonic() - t
     finally:

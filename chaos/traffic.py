@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -122,7 +123,28 @@ class KVClient(Protocol):
     def get(self, key: str) -> tuple[str | None, str | None]:
         """Read; (value, version), (None, None) when the key is not found."""
 
+    def tries(self) -> tuple[int | None, int | None]:
+        """(attempts, replica requests) of the calling thread's (or greenlet's) last
+        operation, whatever its outcome; None where the client cannot tell."""
+
     def close(self) -> None: ...
+
+
+class _Tries(threading.local):
+    """Per thread (per greenlet under gevent): what the last operation cost."""
+
+    last: tuple[int | None, int | None] = (None, None)
+
+    def note(self, answer) -> None:
+        """From a coordinator's result, quorum error or JSON answer."""
+        if isinstance(answer, dict):
+            self.last = (_int_or_none(answer.get("attempts")), _int_or_none(answer.get("requests")))
+        else:
+            self.last = (getattr(answer, "attempts", None), getattr(answer, "requests", None))
+
+
+def _int_or_none(raw) -> int | None:
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
 def version_text(raw) -> str | None:
@@ -225,16 +247,24 @@ class GatewayKV:
             self._http: _Http = _SocketHttp(self.base_url, timeout, pool)
         else:
             self._http = _HttpxHttp(self.base_url, timeout, pool, transport)
+        self._tries = _Tries()
+
+    def tries(self) -> tuple[int | None, int | None]:
+        return self._tries.last
 
     def put(self, key: str, value: str) -> str | None:
+        self._tries.last = (None, None)
         status, body = self._http.request("write", "POST", "/data",
                                           orjson.dumps({"key": key, "value": value}))
+        self._tries.note(body)
         if status != 200:
             raise _http_error("write", status, body)
         return version_text(body.get("version"))
 
     def get(self, key: str) -> tuple[str | None, str | None]:
+        self._tries.last = (None, None)
         status, body = self._http.request("read", "GET", f"/data/{quote(key, safe='')}", None)
+        self._tries.note(body)
         if status == 404:
             return None, None
         if status != 200:
@@ -262,12 +292,19 @@ class NodeGatewaysKV:
         self._kvs = [GatewayKV(f"{u.rstrip('/')}/gateway", timeout, pool=pool, transport=transport)
                      for u in node_urls]
         self._rng = rng
+        self._last = threading.local()  # the node this thread's last operation went to
+
+    def tries(self) -> tuple[int | None, int | None]:
+        kv = getattr(self._last, "kv", None)
+        return (None, None) if kv is None else kv.tries()
 
     def put(self, key: str, value: str) -> str | None:
-        return self._rng.choice(self._kvs).put(key, value)
+        self._last.kv = kv = self._rng.choice(self._kvs)
+        return kv.put(key, value)
 
     def get(self, key: str) -> tuple[str | None, str | None]:
-        return self._rng.choice(self._kvs).get(key)
+        self._last.kv = kv = self._rng.choice(self._kvs)
+        return kv.get(key)
 
     def close(self) -> None:
         for kv in self._kvs:
@@ -457,6 +494,10 @@ class SmartKV:
 
         self.config = config
         self._client = SyncClient(config, **kwargs)
+        self._tries = _Tries()
+
+    def tries(self) -> tuple[int | None, int | None]:
+        return self._tries.last
 
     @property
     def client(self):
@@ -481,17 +522,20 @@ class SmartKV:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @staticmethod
-    def _call(op: str, method, *args):
+    def _call(self, op: str, method, *args):
+        self._tries.last = (None, None)
         try:
-            return method(*args)
+            result = method(*args)
         except QuorumError as exc:
+            self._tries.note(exc)
             raise Unavailable(op, acks=len(exc.acks), needed=exc.needed,
                               definite=exc.definite) from exc
         except BadRequest as exc:  # check_key / check_value: nothing was sent
             raise Rejected(op, exc.status, str(exc)) from exc
         except TimeoutError as exc:  # the bridge gave up waiting: it may have happened
             raise Timeout(f"{op}: no answer in time") from exc
+        self._tries.note(result)
+        return result
 
 
 def make_kv(client: str, registry: str, config: ClientConfig) -> GatewayKV | SmartKV:

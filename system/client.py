@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from system.breaker import BreakerState, CircuitBreaker
+from system.clock import SYSTEM_CLOCK, Clock
 from system.config import ClientConfig
 from system.coordinator import Coordinator, QuorumError, ReadResult, WriteResult
 from system.fasthttp import PooledTransport
@@ -60,21 +61,23 @@ class SmartClient:
     def __init__(self, config: ClientConfig | None = None, *, transport: Transport | None = None,
                  rng: random.Random | None = None,
                  on_breaker: Callable[[str, BreakerState, BreakerState], None] | None = None,
-                 ) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """``on_breaker(node, old, new)`` hears every circuit-breaker transition (the harness
-        records them into its history)."""
+        records them into its history). ``clock``: where versions and breakers read the time
+        (the host's by default; virtual time in the simulated runtime)."""
         self.config = config = config or ClientConfig()
         self.rng = rng or random.Random(config.seed)
         self.id = f"client-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:8]}"
         self.transport = transport or PooledTransport()
         self.coordinator = Coordinator(
             quorum=config.cluster.quorum, transport=self.transport,
-            versions=make_version_source(config.cluster.versions, self.id),
+            versions=make_version_source(config.cluster.versions, self.id, clock=clock.wall),
             timeout=config.request_timeout, retries=config.retries, backoff=config.backoff,
             rng=self.rng, hedge_after=config.hedge_after, vnodes=config.cluster.vnodes,
             repair=config.cluster.repair == "on", on_breaker=on_breaker,
             breaker_factory=lambda: CircuitBreaker(failure_threshold=config.breaker_threshold,
-                                                   cooldown=config.breaker_cooldown))
+                                                   cooldown=config.breaker_cooldown,
+                                                   clock=clock.monotonic))
         self.registry_reachable = False
         self._refresher: asyncio.Task | None = None
 

@@ -36,9 +36,16 @@ class ClusterSettings:
     suspect_after: int = 2
     dead_after: int = 3
     repair: str = "on"  # on | off (weakened: no hinted handoff, no read repair)
+    # records per second a node hands off to one peer (hints it kept while the peer was away,
+    # keys it moves to a new owner), in small batches with jittered gaps, so that a node coming
+    # back is not flooded by every peer at once; 0: all at once (weakened: a herd)
+    handoff_rate: float = 250.0
 
     def __post_init__(self) -> None:
         QuorumConfig(self.n, self.w, self.r)  # validates
+        if not (math.isfinite(self.handoff_rate) and self.handoff_rate >= 0):
+            raise ValueError(f"handoff rate must be 0 (unpaced) or a positive number of records "
+                             f"per second, got {self.handoff_rate}")
         if self.repair not in ("on", "off"):
             raise ValueError(f"repair must be 'on' or 'off', got {self.repair!r}")
         if self.versions not in ("hlc", "wallclock"):
@@ -162,6 +169,9 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dead-after", type=int, help="missed heartbeats before dead")
     g.add_argument("--repair", choices=["on", "off"],
                    help="hinted handoff and read repair (off: a weakened mode, replicas diverge)")
+    g.add_argument("--handoff-rate", type=float,
+                   help="records/s handed off to one peer, paced with jitter (default 250; "
+                        "0: all at once, a weakened mode that floods a node coming back)")
 
 
 def _resolve(cls, args: argparse.Namespace, env: Mapping[str, str], **fixed):

@@ -47,13 +47,14 @@ class WriteResult:
     quorum: QuorumConfig
     restamps: int = 0  # times a replica's newer version made the write stamped again
     superseded_by: list | None = None  # a newer version a replica kept instead (wallclock)
+    requests: int = 0  # replica requests sent over every attempt (retry amplification)
 
     def as_json(self) -> dict:
         out = {
             "key": self.key, "version": self.version.encode(), "n": self.quorum.n,
             "w": self.quorum.w, "acks": len(self.acks), "replicas": list(self.acks),
             "owners": list(self.owners), "failed": self.failed, "attempts": self.attempts,
-            "restamps": self.restamps,
+            "requests": self.requests, "restamps": self.restamps,
         }
         if self.superseded_by is not None:
             out["superseded_by"] = self.superseded_by
@@ -70,6 +71,7 @@ class ReadResult:
     repaired: tuple[str, ...]
     attempts: int
     quorum: QuorumConfig
+    requests: int = 0  # replica requests sent over every attempt (retry amplification)
 
     @property
     def found(self) -> bool:
@@ -84,7 +86,7 @@ class ReadResult:
             "key": self.key, "found": self.found, "n": self.quorum.n, "r": self.quorum.r,
             "replies": len(self.answered), "replicas": list(self.answered),
             "owners": list(self.owners), "failed": self.failed,
-            "repaired": list(self.repaired), "attempts": self.attempts,
+            "repaired": list(self.repaired), "attempts": self.attempts, "requests": self.requests,
         }
         if self.record is not None:
             out["value"] = self.record.value
@@ -102,8 +104,9 @@ class QuorumError(Exception):
     breakers in attempt 2 is not definite). The counts are the last attempt's."""
 
     def __init__(self, op: str, key: str, needed: int, tally: Tally, owners: tuple[str, ...],
-                 attempts: int, *, definite: bool = False) -> None:
+                 attempts: int, *, definite: bool = False, requests: int = 0) -> None:
         self.op, self.key, self.needed, self.owners, self.attempts = op, key, needed, owners, attempts
+        self.requests = requests  # replica requests sent over every attempt
         self.acks = tuple(tally.ok)
         self.failed = dict(tally.failed)
         self.definite = definite
@@ -117,7 +120,8 @@ class QuorumError(Exception):
             "error": f"quorum not reached: {len(self.acks)} of {self.needed} needed",
             "status": 503, "op": self.op, "key": self.key, "needed": self.needed,
             "acks": len(self.acks), "replicas": list(self.acks), "owners": list(self.owners),
-            "failed": self.failed, "attempts": self.attempts, "definite": self.definite,
+            "failed": self.failed, "attempts": self.attempts, "requests": self.requests,
+            "definite": self.definite,
         }
 
 
@@ -216,6 +220,7 @@ class Coordinator:
         tasks: dict[asyncio.Task, str] = {}
 
         def launch(nodes) -> None:
+            tally.sent += len(nodes)
             for node in nodes:
                 tasks[asyncio.ensure_future(self._call(node, path, body, rid))] = node
 
@@ -234,15 +239,20 @@ class Coordinator:
                 if not done:  # the first owners are slow: hedge
                     launch(self._allowed(rest, tally))
                     rest = []
-                for task in done:
-                    _settle(task, tasks.pop(task), tally)
+                for task in [t for t in tasks if t in done]:  # in the order they were sent:
+                    _settle(task, tasks.pop(task), tally)  # a set's order is by address
         except asyncio.CancelledError:  # the caller gave up: the sent requests run on, tracked
-            for task in tasks:
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-                task.add_done_callback(_forget)
+            self._let_run(tasks)
             raise
         return tasks
+
+    def _let_run(self, tasks) -> None:
+        """Requests nobody waits for any more: they run on, tracked (``drain`` waits for
+        them), and their outcome is taken so asyncio does not log it."""
+        for task in tasks:
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(_forget)
 
     # ---- write ------------------------------------------------------------------------
     async def write(self, key: str, value: str, *, rid: str | None = None) -> WriteResult:
@@ -255,7 +265,7 @@ class Coordinator:
         version = self.versions.now()
         delays = self.backoff.delays(self.rng)
         reached = False  # some replica was (or may have been) reached in some attempt
-        attempt, restamps = 1, 0
+        attempt, restamps, sent = 1, 0, 0
         while True:
             owners = self.ring.preference_list(key, self.quorum.n)
             tally = Tally(needed=self.quorum.w, total=max(len(owners), 1))
@@ -265,8 +275,9 @@ class Coordinator:
             body = Raw(orjson.dumps({"key": key, "value": value, "version": version.encode(),
                                      "owners": owners, "hint_for": hint_for}))
             tasks = await self._fan_out(tally, allowed, "/internal/write", body, rid)
+            sent += tally.sent
             reached = reached or tally.reached or bool(tasks)  # before late answers come
-            self._after_write(key, tally, tasks)
+            self._after_write(key, tally, tasks, rid)
             if tally.succeeded:
                 newer = _superseded_by(tally, version)
                 if newer is not None and restamps < MAX_RESTAMPS:
@@ -279,40 +290,44 @@ class Coordinator:
                 self.counts["restamps"] += restamps
                 return WriteResult(key, version, owners, tuple(tally.ok), dict(tally.failed),
                                    attempt, self.quorum, restamps,
-                                   newer.encode() if newer is not None else None)
+                                   newer.encode() if newer is not None else None, sent)
             if attempt > self.retries:
                 self.counts["write_quorum_error"] += 1
                 raise QuorumError("write", key, self.quorum.w, tally, owners, attempt,
-                                  definite=not reached)
+                                  definite=not reached, requests=sent)
             attempt += 1
             await self.sleep(next(delays))
 
-    def _after_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str]) -> None:
+    def _after_write(self, key: str, tally: Tally, tasks: dict[asyncio.Task, str],
+                     rid: str | None = None) -> None:
         """Let the slower owners finish in the background; once all have answered, leave
         hints for every owner that missed the write (those behind an open breaker were
         hinted inside the write itself)."""
         def settled(task: asyncio.Task) -> None:
             _settle(task, tasks[task], tally)
             if tally.pending == 0:
-                self._leave_hints(key, tally)
+                self._leave_hints(key, tally, rid)
 
         if not tasks:
-            self._leave_hints(key, tally)
+            self._leave_hints(key, tally, rid)
         for task in tasks:
             self._background.add(task)  # drain() waits for it; a reference keeps it alive
             task.add_done_callback(self._background.discard)
             task.add_done_callback(settled)
 
-    def _leave_hints(self, key: str, tally: Tally) -> None:
+    def _leave_hints(self, key: str, tally: Tally, rid: str | None = None) -> None:
         missed = [n for n, why in tally.failed.items() if why != "circuit open"]
         if tally.ok and missed and self.repair:
-            self._spawn(self._send_hints(key, list(tally.ok), missed))
+            self._spawn(self._send_hints(key, list(tally.ok), missed, rid))
 
-    async def _send_hints(self, key: str, holders: list[str], missed: list[str]) -> None:
+    async def _send_hints(self, key: str, holders: list[str], missed: list[str],
+                          rid: str | None) -> None:
+        """Ask the owners that took the write to keep hints for those that missed it (the
+        request id of the write goes with them, so its log lines join the write's)."""
         for holder in holders:
             for target in missed:
                 try:
-                    await self._call(holder, "/internal/hints", {"target": target, "keys": [key]}, None)
+                    await self._call(holder, "/internal/hints", {"target": target, "keys": [key]}, rid)
                 except TransportError as exc:
                     log.info("could not leave a hint for %s on %s: %s", target, holder, exc)
 
@@ -320,7 +335,7 @@ class Coordinator:
     async def read(self, key: str, *, rid: str | None = None) -> ReadResult:
         delays = self.backoff.delays(self.rng)
         body = {"key": key}
-        reached = False
+        reached, sent = False, 0
         for attempt in range(1, self.retries + 2):
             owners = self.ring.preference_list(key, self.quorum.n)
             tally = Tally(needed=self.quorum.r, total=max(len(owners), 1))
@@ -331,6 +346,7 @@ class Coordinator:
             else:
                 first, hedge = self._allowed(owners, tally), []
             tasks = await self._fan_out(tally, first, "/internal/read", body, rid, hedge=hedge)
+            sent += tally.sent
             reached = reached or tally.reached or bool(tasks)
             if tally.succeeded:
                 records = {n: _record(key, b) for n, b in tally.ok.items()}
@@ -340,20 +356,24 @@ class Coordinator:
                 if newest is not None:
                     self.versions.observe(newest.version)
                     stale = [n for n, r in records.items() if r is None or r.version < newest.version]
-                    if self.repair:
-                        self._spawn(self._repair(newest, stale, tasks, owners))
+                if self.repair and newest is not None:  # the late answers are repaired too
+                    self._spawn(self._repair(newest, stale, tasks, owners, rid))
+                else:
+                    self._let_run(tasks)
                 self.counts["read_ok"] += 1
                 return ReadResult(key, newest, owners, tuple(tally.ok), dict(tally.failed),
-                                  tuple(stale), attempt, self.quorum)
+                                  tuple(stale), attempt, self.quorum, sent)
+            self._let_run(tasks)  # the owners still asked after the quorum failed
             if attempt <= self.retries:
                 await self.sleep(next(delays))
         self.counts["read_quorum_error"] += 1
         raise QuorumError("read", key, self.quorum.r, tally, owners, attempt,
-                          definite=not reached)
+                          definite=not reached, requests=sent)
 
     async def _repair(self, newest: Record, stale: list[str], late: dict[asyncio.Task, str],
-                      owners: tuple[str, ...]) -> None:
-        """Write the newest record to owners that answered with an older one (or late)."""
+                      owners: tuple[str, ...], rid: str | None = None) -> None:
+        """Write the newest record to owners that answered with an older one (or late), with
+        the read's request id."""
         if late:
             await asyncio.wait(list(late))
             for task, node in late.items():
@@ -364,7 +384,7 @@ class Coordinator:
         body = {**newest.as_json(), "owners": owners, "hint_for": []}
         for node in stale:
             try:
-                await self._call(node, "/internal/write", body, None)
+                await self._call(node, "/internal/write", body, rid)
                 self.counts["read_repairs"] += 1
             except TransportError as exc:
                 log.info("read repair of %r on %s failed: %s", newest.key, node, exc)

@@ -55,7 +55,7 @@ def cluster_argv(settings: ClusterSettings) -> list[str]:
     return [f"--n={s.n}", f"--w={s.w}", f"--r={s.r}", f"--vnodes={s.vnodes}",
             f"--versions={s.versions}", f"--heartbeat-interval={s.heartbeat_interval}",
             f"--suspect-after={s.suspect_after}", f"--dead-after={s.dead_after}",
-            f"--repair={s.repair}"]
+            f"--repair={s.repair}", f"--handoff-rate={s.handoff_rate}"]
 
 
 def node_argv(settings: ClusterSettings, *, node_id: str, port: int, registry: str,

@@ -42,6 +42,7 @@ class Tally:
     ok: dict[str, Any] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     doubtful: set[str] = field(default_factory=set)  # failed, but may have applied it
+    sent: int = 0  # requests sent to replicas (an owner behind an open breaker gets none)
 
     def __post_init__(self) -> None:
         if self.needed < 1:

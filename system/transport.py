@@ -117,11 +117,13 @@ class MockTransport:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.calls: list[tuple[str, str, str, Any]] = []
+        self.headers: list[dict[str, str] | None] = []  # of each call, in the same order
 
     async def request(self, method, address, path, *, json=None, timeout, headers=None) -> Reply:
         if isinstance(json, Raw):
             json = orjson.loads(bytes(json))
         self.calls.append((method, address, path, json))
+        self.headers.append(headers)
         result = self.handler(method, address, path, json)
         if inspect.isawaitable(result):
             try:

@@ -23,10 +23,10 @@ from chaos.checkers.durability import NoLostWrites
 from chaos.checkers.failover import Failover
 from chaos.checkers.latency import LatencyPerWindow
 from chaos.checkers.linearizable import Linearizable
-from chaos.checkers.recovery import HerdPeak
+from chaos.checkers.recovery import HerdPeak, RetryAmplification
 from chaos.checkers.session import ReadYourWrites
 from chaos.checkers.stale import StaleReads
 
 __all__ = ["Validity", "Verdict", "Checker", "CHECKERS", "register", "make_checker", "compose",
            "Compose", "Availability", "NoLostWrites", "LatencyPerWindow", "ReadYourWrites", "HerdPeak",
-           "Convergence", "StaleReads", "Failover", "Breakers", "Linearizable"]
+           "Convergence", "StaleReads", "Failover", "Breakers", "Linearizable", "RetryAmplification"]

@@ -1,7 +1,8 @@
 """Recovery: what "jittered recovery" means, measured on the node that comes back.
 
-The herd peak is the busiest 100 ms of replica requests arriving at a node just after the
-fault that held it heals, over the steady mean: that node's arrivals before the first fault,
+The herd peak is the busiest 100 ms of replica writes and reads arriving at a node just after
+the fault that held it heals (a batch its peers hand off counts each record: a node coming
+back gets what it missed from every peer at once, unless they pace it), over the steady mean: that node's arrivals before the first fault,
 or, when it has none (a killed node restarts with fresh counters), the mean node's.
 The counts come from the nodes themselves (``history.series["arrivals:<node>"]``, filled by
 the scenario runner from ``GET /stats/arrivals``).
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from chaos.checkers.base import Validity, Verdict, register
 from chaos.history import History
 
-__all__ = ["HerdPeak"]
+__all__ = ["HerdPeak", "RetryAmplification"]
 
 
 @register("herd")
@@ -74,3 +75,58 @@ def _steady_mean(series, first: float) -> float | None:
     if len(steady) < 5:
         return None
     return sum(steady) / max(len(steady), round((first - 0.5) / 0.1))
+
+
+@register("amplification")
+@dataclass(frozen=True, slots=True)
+class RetryAmplification:
+    """Retry amplification: the replica requests the clients sent per operation inside each
+    fault window, over the same before the first fault. Retries multiply a client's load on
+    a cluster that is already failing; backoff and breakers are what keep it down (an owner
+    behind an open breaker gets no request). ``max_ratio`` is the most a window may reach.
+
+    The counts are the clients' own (``Op.requests`` on each completion, from the smart
+    client or the gateway's answer); operations without them are left out."""
+
+    max_ratio: float = 2.0
+    name: str = "amplification"
+
+    def check(self, history: History, final: Mapping[str, str | None]) -> Verdict:
+        windows = history.fault_windows()
+        if not windows:
+            return Verdict(self.name, Validity.UNKNOWN, "no fault to measure retries in")
+        first = min(w.start for w in windows)
+        costs = [(comp.time, comp.attempts or 0, comp.requests) for inv, comp in history.completions()
+                 if inv.is_client and not comp.interrupted and comp.requests is not None]
+        healthy = [r for t, _, r in costs if t < first]
+        if len(healthy) < 10:
+            return Verdict(self.name, Validity.UNKNOWN,
+                           f"{len(healthy)} operations with request counts before the first "
+                           "fault: too few to compare with")
+        base = sum(healthy) / len(healthy)
+        rows, worst = [], None
+        for w in windows:
+            inside = [(a, r) for t, a, r in costs if w.start <= t <= w.end]
+            if not inside:
+                continue
+            mean = sum(r for _, r in inside) / len(inside)
+            row = {"fault": w.fault, "target": w.target, "start": round(w.start, 3),
+                   "end": round(w.end, 3), "operations": len(inside),
+                   "requests_per_op": round(mean, 2),
+                   "attempts_per_op": round(sum(a for a, _ in inside) / len(inside), 2),
+                   "max_attempts": max(a for a, _ in inside),
+                   "ratio": round(mean / base, 2) if base else float("inf")}
+            rows.append(row)
+            if worst is None or row["ratio"] > worst["ratio"]:
+                worst = row
+        evidence = {"healthy_requests_per_op": round(base, 2), "windows": rows}
+        if worst is None:
+            return Verdict(self.name, Validity.UNKNOWN, "no operation completed inside a fault",
+                           evidence)
+        valid = Validity.VALID if worst["ratio"] <= self.max_ratio else Validity.INVALID
+        return Verdict(self.name, valid,
+                       f"retries sent {worst['ratio']:.1f}x the healthy replica requests per "
+                       f"operation during {worst['fault']} {worst['target'] or ''} "
+                       f"({worst['requests_per_op']:g} against {base:.2f}; "
+                       f"{worst['attempts_per_op']:g} attempts per operation; allowed "
+                       f"{self.max_ratio:g}x)".replace("  (", " ("), evidence)

@@ -43,6 +43,10 @@ class Fault(Protocol):
     def resources(self) -> frozenset[str]:
         """What the fault holds while active; two faults that share one cannot overlap."""
 
+    def targets(self) -> tuple[str, ...]:
+        """The services it acts on (recorded as the fault's target in the history: what
+        failover, herd and breaker checks look at); empty for the whole cluster."""
+
     def describe(self) -> str: ...
 
 
@@ -87,6 +91,10 @@ class FaultBase:
     def resources(self) -> frozenset[str]:
         node = getattr(self, "node", None)
         return frozenset({f"process:{node}"} if node else ())
+
+    def targets(self) -> tuple[str, ...]:
+        node = getattr(self, "node", None)
+        return (node,) if node else ()
 
     def describe(self) -> str:
         params = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)

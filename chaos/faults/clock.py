@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from chaos.faults.base import Fault, FaultBase, FaultError, register
+from chaos.runtime.base import ClockSettable
 from chaos.topology import Topology
 from system.versions import check_skew
 
@@ -44,12 +45,18 @@ class ClockSkew(FaultBase):
         return self
 
     def apply(self, runtime: Any) -> None:
+        if isinstance(runtime, ClockSettable):  # the simulation's clocks are its own
+            runtime.set_clock_skew(self.node, self.ms)
+            return
         reply = _set_skew(runtime, self.node, self.ms)
         if reply is None or reply.status_code != 200:
             why = "unreachable" if reply is None else f"HTTP {reply.status_code}: {reply.text[:200]}"
             raise FaultError(f"{self.kind}: could not skew {self.node}'s clock ({why})")
 
     def undo(self, runtime: Any) -> None:
+        if isinstance(runtime, ClockSettable):
+            runtime.set_clock_skew(self.node, 0)
+            return
         # a node that is down comes back with its start-time clock: nothing to set then
         _set_skew(runtime, self.node, 0)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from chaos.faults import grudges
 from chaos.faults.base import FaultBase, FaultError, register
+from chaos.runtime.base import Ticking
 from chaos.topology import Link, Topology
 
 __all__ = ["Partition", "Latency", "Bandwidth", "Blackhole", "ResetPeer", "Flap"]
@@ -135,6 +136,11 @@ class Partition(FaultBase):
         to = f" -> {'+'.join(self.to)}" if self.to else ""
         links = f" ({len(self.cut)} links)" if self.cut else ""
         return f"partition {self.shape} {who}{to}".rstrip() + links
+
+    def targets(self) -> tuple[str, ...]:
+        """The nodes cut off (isolate), the minority (split), the sources (one-way); a shape
+        drawn over the whole cluster (halves, ring, bridge) has none of its own."""
+        return self.nodes
 
 
 def _toxic_name(fault: Any) -> str:
@@ -279,6 +285,16 @@ class Flap(FaultBase):
         proxies = _proxies(runtime, self.kind)
         if not self.cut:
             raise FaultError("flap: bind it to the cluster's topology first")
+        proxies.disable(self.cut)
+        if isinstance(runtime, Ticking):  # a clock of its own (virtual time): its timer
+            down = [True]
+
+            def toggle() -> None:
+                down[0] = not down[0]
+                (proxies.disable if down[0] else proxies.enable)(self.cut)
+
+            self._state.update(cancel=runtime.every(self.period, toggle))
+            return
         stop = threading.Event()
 
         def flap() -> None:
@@ -289,12 +305,14 @@ class Flap(FaultBase):
                     return
                 down = not down
 
-        proxies.disable(self.cut)
         thread = threading.Thread(target=flap, name=f"flap-{self.node}", daemon=True)
         self._state.update(stop=stop, thread=thread)
         thread.start()
 
     def undo(self, runtime: Any) -> None:
+        cancel = self._state.pop("cancel", None)
+        if cancel is not None:
+            cancel()
         stop, thread = self._state.pop("stop", None), self._state.pop("thread", None)
         if stop is not None:
             stop.set()

@@ -33,7 +33,7 @@ __all__ = ["open_runtime", "image_available", "RuntimeUnavailable", "RUNTIME_KIN
 
 log = logging.getLogger("chaoslab.runtime")
 
-RUNTIME_KINDS = ("auto", "local", "docker", "external")
+RUNTIME_KINDS = ("auto", "local", "docker", "external", "sim")
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -61,7 +61,7 @@ def image_available() -> str | None:
         client.close()
 
 
-def open_runtime(kind: Literal["auto", "local", "docker", "external"], spec: ClusterSpec, *,
+def open_runtime(kind: Literal["auto", "local", "docker", "external", "sim"], spec: ClusterSpec, *,
                  toxiproxy_url: str | None = None, labels: dict[str, str] | None = None,
                  workdir: str | None = None, registry_port: int | None = None,
                  progress: Callable[[str], None] | None = None,
@@ -75,7 +75,9 @@ def open_runtime(kind: Literal["auto", "local", "docker", "external"], spec: Clu
     only). ``labels`` (Docker only; local ignores them): added to every container, network
     and volume. ``progress`` hears one line per start step (and image build step).
     ``"external"``: a cluster someone else started, at ``gateway_url``, broken as the control
-    file ``external_file`` says (:mod:`chaos.runtime.external`); ``workdir`` holds its logs."""
+    file ``external_file`` says (:mod:`chaos.runtime.external`); ``workdir`` holds its logs.
+    ``"sim"``: the whole cluster in this process on virtual time (:mod:`chaos.runtime.sim`);
+    ``workdir`` holds the nodes' data."""
     if kind not in RUNTIME_KINDS:
         raise RuntimeUnavailable(f"unknown runtime {kind!r}: choose one of "
                                  f"{', '.join(RUNTIME_KINDS)}")
@@ -84,6 +86,17 @@ def open_runtime(kind: Literal["auto", "local", "docker", "external"], spec: Clu
     if kind == "external":
         return _external(spec, gateway_url, external_file, workdir, toxiproxy_url,
                          registry_port, progress)
+    if kind == "sim":
+        given = [flag for flag, value in (("toxiproxy_url", toxiproxy_url),
+                                          ("registry_port", registry_port),
+                                          *(("gateway_url", gateway_url),
+                                            ("external_file", external_file))) if value]
+        if given:
+            raise RuntimeUnavailable(f"{' and '.join(given)} do not apply to the sim runtime "
+                                     "(no process, no port, no proxy server): drop them")
+        from chaos.runtime.sim import SimRuntime
+
+        return SimRuntime(spec, workdir=workdir)
     if external_only:
         raise RuntimeUnavailable(f"{' and '.join(external_only)} only work with the external "
                                  "runtime: add --runtime external, or drop them")

@@ -9,6 +9,7 @@ through the link mesh of fault proxies (:mod:`chaos.topology`), the same on both
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -16,7 +17,7 @@ from chaos.runtime.mesh import LinkProxies
 from system.config import ClusterSettings
 
 __all__ = ["ClusterSpec", "Endpoints", "Cluster", "Killable", "Pausable", "Meshed", "Scalable",
-           "Runtime"]
+           "ClockSettable", "Ticking", "Runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,25 @@ class Meshed(Protocol):
 class Scalable(Protocol):
     def add_node(self, node_id: str | None = None) -> str:
         """Start one more node, with its links, and wait until it is ready; returns its id."""
+
+
+@runtime_checkable
+class ClockSettable(Protocol):
+    """A runtime that sets a node's clock itself (the simulation's are virtual); elsewhere the
+    clock-skew fault goes through the node's ``POST /internal/clock``."""
+
+    def set_clock_skew(self, node_id: str, ms: int) -> None:
+        """Run ``node_id``'s wall clock ``ms`` milliseconds off (0: back to true)."""
+
+
+@runtime_checkable
+class Ticking(Protocol):
+    """A runtime with a clock of its own (the simulation's virtual time): a fault that acts
+    on an interval asks it for a timer instead of starting a thread."""
+
+    def every(self, period: float, action: Callable[[], None]) -> Callable[[], None]:
+        """Call ``action`` every ``period`` seconds of the runtime's time; returns the
+        function that stops it."""
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""Helpers shared by the proxy tests and the benchmark: local upstream servers, probes, polls.
+"""Helpers shared by the proxy tests and the benchmark: local upstream servers and probes.
 
 Upstream servers run on their own asyncio loop in a background thread and always stop on exit.
 """
@@ -152,16 +152,6 @@ def round_trips(sock: socket.socket, count: int, payload: bytes = b"x") -> list[
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
-
-
-def wait_for(predicate: Callable[[], bool], *, deadline_s: float = 5.0,
-              interval_s: float = 0.01, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; raise AssertionError after ``deadline_s``."""
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() >= end:
-            raise AssertionError(f"{what} not reached within {deadline_s}s")
-        time.sleep(interval_s)
 
 
 def refused(port: int) -> bool:

@@ -10,8 +10,9 @@ with versions from this node's clock.
 Internal (coordinators and peers): ``POST /internal/write``, ``POST /internal/read``,
 ``POST /internal/batch`` (records pushed by a peer), ``POST /internal/hints``,
 ``GET|POST /internal/clock`` (the clock's skew: the clock-skew fault).
-Observation: ``GET /stats/arrivals`` (replica requests that arrived per 100 ms, on the host's
-monotonic clock: how a harness measures a herd on a recovering node), ``GET /metrics``
+Observation: ``GET /stats/arrivals`` (replica writes and reads that arrived per 100 ms, a
+handed-off batch counting each of its records, on the host's monotonic clock: how a harness
+measures a herd on a recovering node), ``GET /metrics``
 (Prometheus; with ``--workers`` > 1 each worker serves its own, see :mod:`system.metrics`).
 """
 
@@ -32,6 +33,7 @@ from starlette.routing import Route
 
 from system.backoff import Backoff
 from system.breaker import CircuitBreaker
+from system.clock import SYSTEM_CLOCK, Clock
 from system.config import NodeConfig, parse_node_args
 from system.coordinator import Coordinator, QuorumError
 from system.fasthttp import PooledTransport
@@ -70,14 +72,14 @@ class Arrivals:
         self.bucket, self.keep, self._clock = bucket, keep, clock
         self._counts: dict[int, int] = {}
 
-    def note(self) -> None:
+    def note(self, n: int = 1) -> None:
         b = int(self._clock() / self.bucket)
         counts = self._counts
         if b not in counts:
             counts[b] = 0
             if len(counts) > self.keep:
                 del counts[next(iter(counts))]  # the oldest: buckets are added in time order
-        counts[b] += 1
+        counts[b] += n
 
     def as_json(self) -> dict:
         return {"bucket_s": self.bucket, "clock": "monotonic",
@@ -88,8 +90,11 @@ class NodeService:
     """State and duties of one node, separate from the HTTP layer."""
 
     def __init__(self, config: NodeConfig, *, store: Store | None = None,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        """``clock``: where the node reads the time (the host's by default; virtual time in
+        the simulated runtime)."""
         self.config = config
+        self.time = clock
         self.id = config.id
         self.n = config.cluster.n
         self.store = store or open_store(config.storage, config.data_dir, config.id)
@@ -102,13 +107,14 @@ class NodeService:
         self.has_members = False
         self.registry_ok = False
         self.counters: Counter[str] = Counter()
-        self.started = time.time()
+        self.started = clock.wall()
         self._retry_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
         self._rebalance: asyncio.Task | None = None
         self.repair = config.cluster.repair == "on"
-        self.clock = SkewedClock(config.clock_skew_ms)
-        self.arrivals = Arrivals()
+        self.clock = SkewedClock(config.clock_skew_ms, base=clock.wall)
+        self.arrivals = Arrivals(clock=clock.monotonic)
+        self._jitter = random.Random(None if config.seed is None else f"{config.seed}:{self.id}:handoff")
         c = config.cluster
         self.gateway = Coordinator(
             quorum=c.quorum, transport=self.transport,
@@ -116,7 +122,8 @@ class NodeService:
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
             rng=random.Random(None if config.seed is None else f"{config.seed}:{self.id}"),
             vnodes=c.vnodes, repair=c.repair == "on",
-            breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
+            breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0,
+                                                   clock=clock.monotonic))
         self.gateway.update_members({}, self.ring.nodes)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -173,7 +180,7 @@ class NodeService:
         interval = self.config.cluster.heartbeat_interval
         registry = _hostport(self.config.registry)
         while True:
-            started = time.monotonic()
+            started = self.time.monotonic()
             try:
                 reply = await self.transport.request(
                     "POST", registry, "/heartbeat", timeout=max(interval, 0.5),
@@ -191,7 +198,7 @@ class NodeService:
                 self.registry_ok = False
             except (KeyError, TypeError) as exc:
                 log.warning("malformed heartbeat reply: %r", exc)
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, interval - (self.time.monotonic() - started)))
 
     def _update_members(self, members: list[dict]) -> None:
         """Adopt the registry's member list. The ring keeps every node it knew until the
@@ -235,19 +242,23 @@ class NodeService:
 
     # ---- hinted handoff --------------------------------------------------------------
     async def _handoff_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.handoff_interval)
+        while True:  # jittered: peers that see a node come back do not start together
+            await asyncio.sleep(self.config.handoff_interval * self._jitter.uniform(0.5, 1.5))
             for target in list(self.store.hint_counts()):
-                if time.monotonic() < self._retry_at.get(target, 0) or target not in self.addresses:
+                if self.time.monotonic() < self._retry_at.get(target, 0) or target not in self.addresses:
                     continue
                 try:
                     await self._hand_off(target)
                 except TransportError as exc:
                     log.debug("handoff to %s deferred: %s", target, exc)
-                    self._retry_at[target] = time.monotonic() + 1.0
+                    self._retry_at[target] = self.time.monotonic() + 1.0
 
     async def _hand_off(self, target: str) -> None:
-        while hints := self.store.hints(target, HANDOFF_BATCH):
+        """Push ``target``'s hints: at ``handoff_rate`` records/s in batches of a tenth of a
+        second's worth, each gap drawn around its mean (or all at once when the rate is 0)."""
+        rate = self.config.cluster.handoff_rate
+        batch = max(1, min(HANDOFF_BATCH, round(rate / 10))) if rate else HANDOFF_BATCH
+        while hints := self.store.hints(target, batch):
             records = [r for r in (self.store.get(k) for k, _ in hints) if r is not None]
             if records:
                 reply = await self.transport.request(
@@ -261,7 +272,7 @@ class NodeService:
                 if self.owns(rec.key) is False and not self.store.has_hints_for_key(rec.key):
                     self.store.delete_if(rec.key, rec.version)
                     self.counters["dropped_after_handoff"] += 1
-            await asyncio.sleep(0)
+            await asyncio.sleep(len(hints) / rate * self._jitter.uniform(0.5, 1.5) if rate else 0)
 
     def stats(self) -> dict:
         return {
@@ -269,7 +280,7 @@ class NodeService:
             "keys": self.store.count(), "hints": self.store.hint_counts(),
             "counters": dict(self.counters), "members": self.addresses,
             "ring": sorted(self.ring.nodes), "registry_reachable": self.registry_ok,
-            "uptime_s": round(time.time() - self.started, 3),
+            "uptime_s": round(self.time.wall() - self.started, 3),
             "clock_skew_ms": self.clock.skew_ms,
         }
 
@@ -300,8 +311,8 @@ def _object(body: object) -> dict:
 
 
 def create_app(config: NodeConfig, *, store: Store | None = None,
-               transport: Transport | None = None) -> Starlette:
-    svc = NodeService(config, store=store, transport=transport)
+               transport: Transport | None = None, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+    svc = NodeService(config, store=store, transport=transport, clock=clock)
     metrics = Metrics()
     metrics.add(quorum_families(svc.gateway.counts))
     metrics.add(node_families(svc.counters, svc.store.hint_counts))
@@ -386,6 +397,7 @@ def create_app(config: NodeConfig, *, store: Store | None = None,
         if not isinstance(raw, list):
             raise BadRequest("'records' must be a list")
         records = [_parse_record(r) for r in raw]
+        svc.arrivals.note(len(records))
         applied = svc.store.put_many(records)
         for rec in records:  # pushed by a peer whose ring says this node owns them
             if svc.owns(rec.key) is False:

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from system.backoff import Backoff
 from system.breaker import CircuitBreaker
+from system.clock import SYSTEM_CLOCK, Clock
 from system.config import RegistryConfig
 from system.coordinator import Coordinator, QuorumError
 from system.fasthttp import PooledTransport
@@ -67,20 +68,25 @@ def _check_address(value: object) -> str:
 
 
 class Registry:
-    def __init__(self, config: RegistryConfig, *, transport: Transport | None = None) -> None:
+    def __init__(self, config: RegistryConfig, *, transport: Transport | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        """``clock``: where the registry reads the time (the host's by default; virtual time
+        in the simulated runtime)."""
         c = config.cluster
         self.config = config
         self.membership = Membership(interval=c.heartbeat_interval, suspect_after=c.suspect_after,
-                                     dead_after=c.dead_after)
+                                     dead_after=c.dead_after, clock=clock.monotonic)
         self.links: dict[str, dict[str, str]] = {}
-        self.graduation = Graduation()
+        self.graduation = Graduation(clock=clock.wall)
         self.node_stats: dict[str, dict] = {}
         self.gateway = Coordinator(
             quorum=c.quorum, transport=transport or PooledTransport(),
-            versions=make_version_source(c.versions, f"gateway@{config.advertise}"),
+            versions=make_version_source(c.versions, f"gateway@{config.advertise}",
+                                         clock=clock.wall),
             timeout=config.request_timeout, retries=1, backoff=Backoff(0.02, 0.2, "full"),
             rng=random.Random(config.seed), vnodes=c.vnodes, repair=c.repair == "on",
-            breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0))
+            breaker_factory=lambda: CircuitBreaker(failure_threshold=3, cooldown=1.0,
+                                                   clock=clock.monotonic))
         if config.launcher == "local":
             self.launcher = LocalProcessLauncher(
                 registry_url=f"http://{config.advertise}", data_root=config.node_data_root,
@@ -185,8 +191,9 @@ class Registry:
         raise BadRequest("no free node id", status=409)
 
 
-def create_app(config: RegistryConfig, *, transport: Transport | None = None):
-    reg = Registry(config, transport=transport)
+def create_app(config: RegistryConfig, *, transport: Transport | None = None,
+               clock: Clock = SYSTEM_CLOCK):
+    reg = Registry(config, transport=transport, clock=clock)
     metrics = Metrics()
     metrics.add(quorum_families(reg.gateway.counts))
     metrics.add(member_families(lambda: (m.status for m in reg.membership.members())))

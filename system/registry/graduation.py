@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Graduation", "CONDITIONS", "ART"]
@@ -33,14 +34,15 @@ ART = r"""
 class Graduation:
     seen: dict[str, dict] = field(default_factory=dict)
     _returned: dict[str, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time  # wall clock
 
     def record(self, condition: str, **evidence) -> None:
         if condition not in CONDITIONS:
             raise KeyError(condition)
-        self.seen.setdefault(condition, {"at": time.time(), **evidence})
+        self.seen.setdefault(condition, {"at": self.clock(), **evidence})
 
     def node_returned(self, node_id: str) -> None:
-        self._returned[node_id] = time.time()
+        self._returned[node_id] = self.clock()
 
     def check_recovery(self, hints_by_holder: dict[str, dict[str, int]]) -> None:
         """A returned node has caught up once no live holder keeps hints for it."""

@@ -37,13 +37,21 @@ BAD = [
     (["run", "--bogus"], "No such option: --bogus"),
     (["up", "--nodes", "0"], "nodes must be at least 1"),
     (["up", "--storage", "tape"], "unknown storage 'tape'"),
+    (["up", "--runtime", "sim"], "the sim runtime lives inside one run"),
+    (["search", "--budget", "0"], "--budget must be at least 1, got 0"),
+    (["search", "--runtime", "auto"], "unknown --runtime 'auto': choose one of local, docker"),
+    (["search", "--confirm", "maybe"], "unknown --confirm 'maybe': choose one of local"),
+    (["search", "nosuch"], "unknown scenario 'nosuch'"),
+    (["search", "--w", "9"], "W must be between 1 and N=3"),
+    (["replay", "missing.json"], "cannot read a recorded scenario from missing.json"),
+    (["replay", "7", "--runtime", "nosuch"], "unknown --runtime 'nosuch'"),
 ]
 
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     report = tmp_path / "report"
-    if args[0] == "run":
+    if args[0] in ("run", "search"):
         args = [*args, "--report", str(report)]
     proc = subprocess.run([sys.executable, "-m", "chaos.cli", *args], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)

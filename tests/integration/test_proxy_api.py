@@ -8,8 +8,9 @@ import toxiproxy as toxiproxy_python
 from toxiproxy.api import APIConsumer
 
 from chaos.proxy.process import ProxyServerProcess
-from chaos.proxy.testing import TcpServer, clear, connect, recv_exactly, refused, wait_for
+from chaos.testing.proxy import TcpServer, clear, connect, recv_exactly, refused
 from chaos.toxiproxy import Toxiproxy, ToxiproxyError
+from chaos.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -267,7 +268,7 @@ def test_toxiproxy_python_drives_the_server(toxiproxy_py, upstream):
     port = int(proxy.listen.rsplit(":", 1)[1])
     with proxy.down():
         assert refused(port)
-    wait_for(lambda: not refused(port), what="proxy re-enabled")
+    wait_for(lambda: not refused(port), timeout=5.0, description="proxy re-enabled")
     assert toxiproxy_py.populate([{"name": "py2", "upstream": upstream.address,
                                    "listen": "127.0.0.1:0"}])
     assert toxiproxy_py.reset()

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from chaos.proxy.process import ProxyServerProcess
-from chaos.proxy.testing import TcpServer, clear, connect, round_trips
+from chaos.testing.proxy import TcpServer, clear, connect, round_trips
 
 pytestmark = pytest.mark.integration
 

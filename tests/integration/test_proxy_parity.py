@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from chaos.proxy.process import ProxyServerProcess, free_port
-from chaos.proxy.testing import (
+from chaos.testing.proxy import (
     TcpServer,
     clear,
     connect,

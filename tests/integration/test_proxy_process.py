@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chaos.proxy.process import ProxyServerError, ProxyServerProcess, free_port
-from chaos.proxy.testing import TcpServer, connect, recv_exactly, refused
+from chaos.testing.proxy import TcpServer, connect, recv_exactly, refused
 from chaos.toxiproxy import Toxiproxy, ToxiproxyUnreachable
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 
 from chaos.proxy.process import ProxyServerProcess
 from chaos.proxy.rng import affected, draw_rng
-from chaos.proxy.testing import TcpServer
+from chaos.testing.proxy import TcpServer
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from chaos.proxy.process import ProxyServerProcess
-from chaos.proxy.testing import (
+from chaos.testing.proxy import (
     TcpServer,
     blob,
     clear,

@@ -13,6 +13,7 @@ from chaos.checkers import (
     HerdPeak,
     NoLostWrites,
     ReadYourWrites,
+    RetryAmplification,
     StaleReads,
     Validity,
     Verdict,
@@ -265,6 +266,41 @@ def test_herd_without_counts_is_unknown():
     h = _paused([1])
     h.series.clear()
     assert HerdPeak().check(h, {}).valid is Validity.UNKNOWN
+
+
+# ---- retry amplification: replica requests per operation, in faults against healthy -------
+def _retried(requests_in_fault: int) -> History:
+    h = History(clock=lambda: 0.0, t0=0.0)
+    for i in range(20):  # healthy: 3 requests per write
+        h.add("c1", "invoke", "write", f"k{i}", f"v{i}", at=0.1 * i)
+        h.add("c1", "ok", "write", f"k{i}", f"v{i}", attempts=1, requests=3, at=0.1 * i + 0.05)
+    h.add("nemesis", "invoke", "kill", "n2", {"step": 0, "phase": "apply"}, at=3.0)
+    for i in range(10):
+        h.add("c1", "invoke", "write", f"j{i}", f"w{i}", at=3.1 + 0.1 * i)
+        h.add("c1", "fail", "write", f"j{i}", f"w{i}", attempts=4, requests=requests_in_fault,
+              at=3.15 + 0.1 * i)
+    h.add("c1", "invoke", "read", "x", at=3.5)
+    h.add("c1", "info", "read", "x", error="interrupted", at=3.6)  # no counts: left out
+    h.add("nemesis", "ok", "kill", "n2", {"step": 0, "phase": "heal"}, at=5.0)
+    return h
+
+
+def test_retry_amplification_within_the_ratio_and_a_multiplied_load_is_caught():
+    ok = RetryAmplification(max_ratio=2.0).check(_retried(6), {})
+    assert ok.valid is Validity.VALID and ok.evidence["windows"][0]["ratio"] == 2.0
+    bad = RetryAmplification(max_ratio=2.0).check(_retried(12), {})
+    assert bad.valid is Validity.INVALID and "4.0x" in bad.summary
+    assert bad.evidence["windows"][0]["attempts_per_op"] == 4
+    assert make_checker("amplification") == RetryAmplification()
+
+
+def test_retry_amplification_without_counts_or_faults_is_unknown():
+    h = _retried(6)
+    bare = History(clock=lambda: 0.0, t0=0.0)
+    for op in h.ops:
+        bare.add(op.process, op.type, op.f, op.key, op.value, op.error, at=op.time)
+    assert RetryAmplification().check(bare, {}).valid is Validity.UNKNOWN
+    assert RetryAmplification().check(History(), {}).valid is Validity.UNKNOWN
 
 
 # ---- stale reads: judged on values, in real time ------------------------------------------

@@ -18,6 +18,7 @@ from system.config import (
     parse_node_args,
     parse_registry_args,
 )
+from system.launch import cluster_argv
 from system.quorum import QuorumConfig
 
 pytestmark = pytest.mark.unit
@@ -52,6 +53,19 @@ def test_cluster_defaults():
     assert (s.n, s.w, s.r, s.vnodes, s.versions) == (3, 2, 2, 64, "hlc")
     assert (s.heartbeat_interval, s.suspect_after, s.dead_after) == (2.0, 2, 3)
     assert s.quorum == QuorumConfig(3, 2, 2)
+
+
+@pytest.mark.parametrize("rate", [-1.0, float("inf"), float("nan")])
+def test_a_handoff_rate_must_be_zero_or_positive(rate):
+    with pytest.raises(ValueError, match="handoff rate"):
+        ClusterSettings(handoff_rate=rate)
+
+
+def test_the_handoff_rate_is_a_cluster_flag():
+    assert ClusterSettings().handoff_rate == 250.0
+    c = parse_node_args(["--id", "n1", "--handoff-rate", "0"], {})
+    assert c.cluster.handoff_rate == 0.0
+    assert "--handoff-rate=0.0" in cluster_argv(c.cluster)
 
 
 def test_registry_defaults():

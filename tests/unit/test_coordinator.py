@@ -103,6 +103,43 @@ async def test_two_owners_down_is_a_quorum_error_with_counts_after_jittered_retr
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.01 and 0 <= sleeps[1] <= 0.02
 
 
+async def test_requests_count_what_every_attempt_sent_and_open_breakers_send_nothing():
+    """Retry amplification is counted in replica requests: the first attempt asks all three
+    owners; once the two down owners' breakers are open (threshold 1 here), each retry asks
+    only the third."""
+    cluster = FakeCluster()
+    co = make(cluster, retries=2, sleeps=[])
+    owners = co.ring.preference_list("k", 3)
+    cluster.down.update(owners[:2])
+    with pytest.raises(QuorumError) as err:
+        await co.write("k", "v")
+    assert (err.value.attempts, err.value.requests) == (3, 3 + 1 + 1)
+    assert err.value.as_json()["requests"] == 5
+    cluster.down.clear()
+    fresh = make(cluster)
+    res = await fresh.write("k2", "v")
+    assert (res.attempts, res.requests) == (1, 3) and res.as_json()["requests"] == 3
+    read = await fresh.read("k2")
+    assert (read.attempts, read.requests) == (1, 3)
+
+
+async def test_hints_and_read_repairs_carry_the_request_id_of_their_operation():
+    cluster = FakeCluster()
+    co = make(cluster)
+    owners = co.ring.preference_list("k", 3)
+    cluster.down.add(owners[0])
+    await co.write("k", "v1", rid="w-1")
+    await co.drain()
+    cluster.down.clear()
+    cluster.data[owners[1]]["k"] = {"value": "old", "version": [1, 0, "x"]}
+    await co.read("k", rid="r-1")
+    await co.drain()
+    ids = {(path, (h or {}).get("x-request-id"))
+           for (_, _, path, _), h in zip(co.transport.calls, co.transport.headers, strict=True)}
+    assert ("/internal/hints", "w-1") in ids and ("/internal/write", "r-1") in ids
+    assert not any(rid is None for _, rid in ids)
+
+
 async def test_read_returns_the_newest_and_repairs_stale_owners():
     cluster = FakeCluster()
     co = make(cluster)

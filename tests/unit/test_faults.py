@@ -73,6 +73,15 @@ def test_bad_written_forms_say_what_to_write(text, message):
         parse_fault(text)
 
 
+def test_a_fault_names_the_nodes_it_acts_on():
+    """What the history records as the target: the node, never the fault's parameters."""
+    assert Latency.symmetric("node-1", 100).targets() == ("node-1",)
+    assert Partition.isolating("node-3", clients=True).targets() == ("node-3",)
+    assert Partition.one_way("node-1", ("node-2", "registry")).targets() == ("node-1",)
+    assert Flap("node-2", 1.0, clients=True).targets() == ("node-2",)
+    assert RegistryDown().targets() == ()
+
+
 def test_binding_checks_targets_against_the_topology():
     with pytest.raises(FaultError, match="unknown target 'node-9': choose one of node-1, node-2, "
                                          "node-3, registry"):

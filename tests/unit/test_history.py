@@ -62,3 +62,38 @@ def test_fault_windows_pair_apply_and_heal_and_an_unhealed_fault_lasts_to_the_en
     h.add("p1", "invoke", "read", "k", at=6.0)
     windows = h.fault_windows()
     assert [(w.fault, w.start, w.end) for w in windows] == [("kill", 1, 4.5), ("pause", 2, 6.0)]
+
+
+def test_what_an_operation_cost_survives_the_files(tmp_path):
+    w = HistoryWriter(str(tmp_path / "a.jsonl"), clock=lambda: 11.0)
+    w.add("c1", "invoke", "write", "k", "v")
+    w.add("c1", "ok", "write", "k", "v", version="1.0@n1", attempts=2, requests=4)
+    w.close()
+    h = History.load([str(tmp_path / "a.jsonl")], t0=10.0)
+    done = h.ops[1]
+    assert (done.attempts, done.requests, done.time) == (2, 4, 1.0)
+    assert h.ops[0].attempts is None and "attempts" not in h.ops[0].as_json()
+
+
+def test_a_file_from_another_machine_is_placed_by_the_wall_clocks(tmp_path, monkeypatch):
+    """A worker elsewhere has its own monotonic clock; its file's anchor (host, monotonic and
+    wall readings) moves it onto this host's axis. A file from this host is left as is."""
+    import socket
+    import time
+
+    import orjson
+
+    here_offset = time.time() - time.monotonic()
+    there = tmp_path / "history-elsewhere-7.jsonl"
+    # elsewhere, monotonic 500 s ran at the same wall instant as this host's monotonic 50 s
+    there.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (
+        {"anchor": {"host": "elsewhere", "mono": 500.0, "wall": 50.0 + here_offset, "pid": 7}},
+        {"mono": 501.0, "process": "w1", "type": "invoke", "f": "read", "key": "k"},
+        {"mono": 501.5, "process": "w1", "type": "ok", "f": "read", "key": "k"})))
+    local = HistoryWriter(str(tmp_path / "history-here-1.jsonl"), clock=lambda: 51.2)
+    local.add("w0", "invoke", "write", "k", "v")
+    local.close()
+    merged = History.load([str(there), str(tmp_path / "history-here-1.jsonl")], t0=50.0)
+    assert [(op.process, op.type, round(op.time, 2)) for op in merged.ops] == [
+        ("w1", "invoke", 1.0), ("w0", "invoke", 1.2), ("w1", "ok", 1.5)]
+    assert socket.gethostname() != "elsewhere"

@@ -102,6 +102,28 @@ def test_gateway_put_and_get_speak_the_documented_api():
     assert seen[0] == ("POST", "/data", b'{"key":"k","value":"v"}')
 
 
+def test_the_gateway_tells_what_each_operation_cost():
+    """Attempts and replica requests come from the gateway's answer, per calling thread,
+    whatever the outcome; an answer without them leaves them unknown."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"key": "k", "version": VERSION, "attempts": 2,
+                                             "requests": 4})
+        if request.url.path == "/data/k":
+            return httpx.Response(503, json={"error": "quorum", "needed": 2, "acks": 0,
+                                             "definite": True, "attempts": 4, "requests": 6})
+        return httpx.Response(404, json={"found": False})
+
+    kv = gateway(handler)
+    kv.put("k", "v")
+    assert kv.tries() == (2, 4)
+    with pytest.raises(Unavailable):
+        kv.get("k")
+    assert kv.tries() == (4, 6)
+    kv.get("missing")
+    assert kv.tries() == (None, None)
+
+
 @pytest.mark.parametrize("body,kind,expected", [
     ({"error": "quorum not reached: 0 of 2 needed", "needed": 2, "acks": 0, "definite": True},
      Unavailable, "fail"),
