@@ -14,7 +14,7 @@ from typing import Any
 from chaos.topology import Link
 from chaos.toxiproxy import Toxiproxy, ToxiproxyError
 
-__all__ = ["LinkProxies"]
+__all__ = ["LinkProxies", "known_links"]
 
 
 class LinkProxies:
@@ -39,12 +39,7 @@ class LinkProxies:
         return info.listen
 
     def _known(self, links: Iterable[Link]) -> list[Link]:
-        links = sorted(links)
-        unknown = [str(link) for link in links if link not in self._links]
-        if unknown:
-            raise KeyError(f"no proxy for link(s) {', '.join(unknown)}; this mesh has "
-                           f"{len(self._links)} links")
-        return links
+        return known_links(links, self._links, "proxy for link(s)")
 
     def disable(self, links: Iterable[Link]) -> None:
         """Cut: open connections close, new ones are refused."""
@@ -76,3 +71,13 @@ class LinkProxies:
             with contextlib.suppress(ToxiproxyError):
                 self.toxiproxy.delete(link.name)
         self._links.clear()
+
+
+def known_links(links: Iterable[Link], mesh: set[Link] | frozenset[Link], what: str) -> list[Link]:
+    """``links`` in a stable order (sorted: the same order in every run), or a KeyError
+    naming those ``mesh`` does not have."""
+    links = sorted(links)
+    unknown = [str(link) for link in links if link not in mesh]
+    if unknown:
+        raise KeyError(f"no {what} {', '.join(unknown)}; this mesh has {len(mesh)} links")
+    return links

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from chaos.runtime.mesh import known_links
 from chaos.seeds import derive
 from chaos.topology import Link
 from system.transport import Raw, Reply, TransportError
@@ -382,12 +383,7 @@ class SimLinks:
         return self.network.address(link.dst)
 
     def _known(self, links: Iterable[Link]) -> list[Link]:
-        links = sorted(links)
-        unknown = [str(link) for link in links if link not in self._links]
-        if unknown:
-            raise KeyError(f"no simulated link {', '.join(unknown)}; this mesh has "
-                           f"{len(self._links)} links")
-        return links
+        return known_links(links, self._links, "simulated link")
 
     def disable(self, links: Iterable[Link]) -> None:
         """Cut: connections in flight break, new ones are refused."""
