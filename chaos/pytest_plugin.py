@@ -416,11 +416,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if not runs:
         return
     terminalreporter.section("chaoslab scenarios")
+    sim = config.getoption("--runtime") == "sim"  # traffic in process: no Locust to weigh
     for nodeid, seconds, result in runs:
         load = result.load
+        cpu = "in process" if sim else f"Locust CPU {load.get('cpu_share', 0):5.0%}"
         terminalreporter.write_line(
             f"{seconds:6.1f}s {str(result.verdict.valid):8} {load.get('ops_per_s', 0):7.0f} ops/s "
-            f"Locust CPU {load.get('cpu_share', 0):5.0%}  {nodeid}")
+            f"{cpu}  {nodeid}")
     total = sum(seconds for _, seconds, _ in runs)
     terminalreporter.write_line(f"{total:6.1f}s in {len(runs)} scenario runs")
 
