@@ -11,7 +11,7 @@ import httpx
 
 from chaos.wait import WaitTimeout, wait_for
 
-__all__ = ["node_arrivals", "replica_versions", "wait_until_quiet"]
+__all__ = ["node_arrivals", "replica_versions", "wait_until_quiet", "wait_until_registered"]
 
 log = logging.getLogger("chaoslab.observe")
 
@@ -52,6 +52,31 @@ def wait_until_quiet(runtime: Any, *, timeout: float = 15.0) -> float:
         return wait_for(quiet, timeout=timeout, interval=0.2, description="hints delivered")
     except WaitTimeout:
         return timeout
+
+
+def wait_until_registered(runtime: Any, *, timeout: float = 10.0) -> float:
+    """Poll the registry until it lists every node again: one that restarted (the
+    registry-down fault's heal) learns them from their next heartbeats, and a client that
+    starts before that gets a partial ring. Returns the seconds it took; at once when the
+    registry keeps no member list (an external gateway), ``timeout`` if it never did."""
+    url, wanted = runtime.endpoints().registry_direct, set(runtime.node_ids())
+
+    def listed() -> bool:
+        try:
+            reply = httpx.get(f"{url}/nodes?view=client", timeout=2.0)
+            members = reply.json()["members"] if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+        if members is None:  # answers, but keeps no list: nothing to wait for
+            return True
+        return wanted <= {m.get("id") for m in members if m.get("status") != "left"}
+
+    try:
+        took = wait_for(listed, timeout=timeout, interval=0.1, description="every node registered")
+    except WaitTimeout:
+        log.info("the registry did not list every node within %ss", timeout)
+        return timeout
+    return took
 
 
 def replica_versions(runtime: Any) -> dict[str, dict[str, tuple]]:

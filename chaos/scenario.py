@@ -317,6 +317,9 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                           "cpu_share": round(load.cpu_share, 3)}
         timings["traffic_s"] = clock() - t0
         keys = sorted({op.key for op in history.client_ops() if op.f == "write"})
+        registered = getattr(observe, "wait_until_registered", None)
+        if registered is not None:  # a registry that restarted lists every node again
+            timings["registered_s"] = registered(runtime)
         say(f"final reads of {len(keys)} keys")
         t = time.monotonic()
         with kv_factory(sc.workload.client, endpoints.registry,
