@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import logging
 import os
 import random
@@ -198,7 +199,6 @@ def run(
 ) -> None:
     """Bring up the cluster, run a chaos scenario under Locust load, print the verdict and
     write the artifacts. Exit code 0 valid, 1 invalid, 2 unknown or a usage error."""
-    from chaos.report import write_report
     from chaos.scenario import run as run_scenario
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -223,11 +223,16 @@ def run(
                   f"N={s.n} W={s.w} R={s.r} storage={sc.cluster.storage}")
     replay = _replay_command(report, runtime=runtime, gateway_url=gateway_url,
                              external_file=external_file)
+    # the report's Bokeh takes 1.5-2.4 s to import: done while the run waits on its traffic
+    threading.Thread(target=importlib.import_module, args=("chaos.report",), daemon=True,
+                     name="chaoslab-import-report").start()
     try:
         result = run_scenario(sc, rt, directory=report, progress=say)
     except KeyboardInterrupt:
         console.print(f"interrupted; faults healed and the cluster stopped. seed={sc.seed}")
         raise typer.Exit(130) from None
+    from chaos.report import write_report  # imported by now (the thread above)
+
     paths = write_report(result, report, replay=replay)
     table = Table("check", "verdict", "summary")
     for v in result.verdict.parts or (result.verdict,):

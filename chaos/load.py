@@ -6,6 +6,15 @@
         load.wait()                   # stops by itself after the workload's duration
     history = load.history(extra=nemesis_ops)
 
+A runner that knows the workload before the cluster's address launches Locust early, so it
+imports itself (about 0.9 s) while the cluster starts::
+
+    load = Load(workload, host=None, ...).launch()    # Locust waits for a host
+    runtime.start()
+    load.host = runtime.endpoints().registry
+    with load:
+        load.start()                                  # writes the host; the users start
+
 This module never imports ``locust`` or ``gevent`` (importing Locust monkey-patches the
 process): it runs ``python -m locust`` on a tiny locustfile written into ``directory`` that
 imports the users of :mod:`chaos.locust` (so it works from an installed package too). Each
@@ -52,13 +61,17 @@ class Load:
     operations recorded under ``directory`` with times on the host's monotonic clock, relative
     to ``t0`` in :meth:`history`. A context manager: leaving it always stops Locust."""
 
-    def __init__(self, workload: Workload, *, host: str, seed: int, directory: Path,
+    launches_early = True  # see launch(): the runner starts Locust before the cluster
+
+    def __init__(self, workload: Workload, *, host: str | None, seed: int, directory: Path,
                  t0: float, stop_grace: float = 5.0) -> None:
         self.workload, self.host, self.seed, self.t0 = workload, host, seed, t0
         self.directory = Path(directory)
         self.stop_grace = stop_grace
         self.namespace = f"kv{derive(seed, 'workload')}-{uuid.uuid4().hex[:6]}"
         self._proc: subprocess.Popen | None = None
+        self._users_started = False
+        self._cpu_before = 0.0
         self._started = self._ended = 0.0
         self._cpu: dict[int, float] = {}  # pid -> CPU seconds last seen (the watchdog samples)
         self._reaped_cpu = 0.0  # of the whole tree, from wait4 when Locust exits
@@ -74,11 +87,17 @@ class Load:
     def report_path(self) -> Path:
         return self.directory / "locust.json"
 
+    @property
+    def host_file(self) -> Path:
+        return self.directory / "locust.host"
+
     def command(self) -> list[str]:
-        """The Locust command line (``-f`` is the locustfile this writes at start)."""
+        """The Locust command line (``-f`` is the locustfile this writes at start; without a
+        host yet, Locust waits for one in :attr:`host_file`)."""
         w = self.workload
+        where = ["--host", self.host] if self.host else ["--kv-host-file", str(self.host_file)]
         cmd = [sys.executable, "-m", "locust", "-f", str(self.directory / "locustfile.py"),
-               "--headless", "--host", self.host, "-u", str(w.users), "-r", str(w.users),
+               "--headless", *where, "-u", str(w.users), "-r", str(w.users),
                "-t", f"{math.ceil(w.duration)}s", "--stop-timeout", f"{self.stop_grace:g}",
                "--only-summary", "--csv", str(self.directory / "locust"),
                "--html", str(self.directory / "locust.html"),
@@ -95,14 +114,15 @@ class Load:
         return [*cmd, USERS[w.client]]
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Load:
-        """Start Locust and wait until its processes have started their users; raises
-        :class:`LoadError` with the log's tail if it exits or does not start in time."""
+    def launch(self) -> Load:
+        """Start Locust's process without waiting for it; with no host yet it imports itself
+        and then waits for :meth:`start` to give it one. Returns self."""
         if self._proc is not None:
             raise LoadError("this Load was already started; make a new one per run")
         self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.paths():  # an earlier run's records in a reused directory
-            os.unlink(stale)
+        for stale in [*self.paths(), self.host_file]:  # an earlier run's, in a reused directory
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stale)
         (self.directory / "locustfile.py").write_text(LOCUSTFILE)
         with open(self.log_path, "wb") as log:  # a file, not a pipe nobody reads until the end
             self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
@@ -110,6 +130,26 @@ class Load:
         self._started = time.monotonic()
         self._watchdog = threading.Thread(target=self._watch, name="chaoslab-load", daemon=True)
         self._watchdog.start()
+        return self
+
+    def start(self) -> Load:
+        """Start Locust (or, when :meth:`launch` ran without a host, hand it :attr:`host`)
+        and wait until its processes have started their users; raises :class:`LoadError`
+        with the log's tail if it exits or does not start in time."""
+        if self._proc is None:
+            self.launch()
+        elif self._users_started:
+            raise LoadError("this Load was already started; make a new one per run")
+        if not self.host:
+            self.stop()
+            raise LoadError("no host to send the traffic to: set Load.host before start()")
+        if "--kv-host-file" in self._proc.args:
+            written = self.host_file.with_suffix(".tmp")
+            written.write_text(self.host)
+            written.replace(self.host_file)  # whole, never half-written
+            self._started = time.monotonic()  # the time limit and the CPU share count from now
+            self._cpu_before = self.cpu_seconds  # its start-up, while the cluster started
+        self._users_started = True
         expected = min(self.workload.users, self.workload.processes)
         try:
             wait_for(lambda: len(self.paths()) >= expected, timeout=START_TIMEOUT,
@@ -192,10 +232,12 @@ class Load:
     @property
     def cpu_share(self) -> float:
         """:attr:`cpu_seconds` over the machine's CPU time during the run (wall seconds x
-        CPUs): 0.5 on a 2-CPU machine means Locust took one whole CPU."""
+        CPUs): 0.5 on a 2-CPU machine means Locust took one whole CPU. Launched early, the
+        run counts from :meth:`start`, without the start-up spent before it."""
         end = self._ended or time.monotonic()
         wall = max(end - self._started, 1e-9) if self._started else 0.0
-        return self.cpu_seconds / (wall * (os.cpu_count() or 1)) if wall else 0.0
+        spent = self.cpu_seconds - self._cpu_before
+        return spent / (wall * (os.cpu_count() or 1)) if wall else 0.0
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

@@ -16,11 +16,15 @@ for a replay), ``--kv-timeout`` and ``--kv-retries`` (the smart client's per-req
 and retries; the gateway adapter allows ``timeout * (retries + 1)`` per operation, as the
 gateway retries by itself), ``--kv-namespace`` (prefix of every key; default from the seed),
 ``--kv-history-dir`` and ``--kv-report FILE`` (a JSON summary at the end).
+``--kv-host-file FILE``: Locust was started before the cluster (it imports itself while the
+cluster starts); it waits, before any user runs and before its time limit counts, until
+FILE holds the host's URL (and gives up when the process that started it is gone).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -41,6 +45,7 @@ from chaos.history import EVENT, INTERRUPTED, HistoryWriter
 from chaos.live import BreakerBoard
 from chaos.seeds import derive
 from chaos.traffic import GATEWAYS, PATTERNS, GatewayKV, KVClient, NodeGatewaysKV, SmartKV, outcome
+from chaos.wait import WaitTimeout, wait_for
 from system.backoff import JITTER_KINDS
 from system.config import ClientConfig, ClusterSettings
 
@@ -115,6 +120,8 @@ def add_options(parser) -> None:
                         help="record every operation into DIR/history-<host>-<pid>.jsonl")
     parser.add_argument("--kv-report", default=None,
                         help="write a JSON summary here at the end (counts, stale reads, errors)")
+    parser.add_argument("--kv-host-file", default=None,
+                        help="wait until FILE holds the host's URL, then start the users")
 
 
 # ---- the state of one Locust process: one small object on the environment --------------
@@ -192,9 +199,30 @@ def _init(environment, **_kw) -> None:
     opts = environment.parsed_options
     if opts is None or isinstance(environment.runner, WorkerRunner):
         return  # a worker gets the master's options (and seed) with its first spawn message
+    if opts.kv_host_file:
+        environment.host = opts.host = _await_host(opts.kv_host_file)
     if opts.kv_seed is None:
         opts.kv_seed = random.SystemRandom().randrange(2**32)
     log.warning("chaoslab locust seed %d: rerun with --kv-seed %d", opts.kv_seed, opts.kv_seed)
+
+
+def _await_host(path: str, *, timeout: float = 900.0) -> str:
+    """The URL in ``path`` once it is there (the harness writes it when the cluster is up:
+    an image build may take minutes); exits when the harness that started this is gone."""
+    parent = os.getppid()
+
+    def written() -> bool:
+        with contextlib.suppress(FileNotFoundError), open(path) as fh:
+            return bool(fh.read().strip())
+        return False
+
+    try:  # wait_for sleeps with gevent's sleep here: Locust's other greenlets run meanwhile
+        wait_for(written, timeout=timeout, interval=0.02, description=f"a host in {path}",
+                 abort=lambda: os.getppid() != parent and "the harness that started Locust is gone")
+    except WaitTimeout as exc:
+        raise SystemExit(f"chaoslab: {exc}") from None
+    with open(path) as fh:
+        return fh.read().strip()
 
 
 # ---- the users --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,16 +238,23 @@ def steady_state_verdict(history: History, *, until: float, min_ok: float) -> Ve
 
 
 def final_reads(client, keys: list[str], *, attempts: int = 3) -> dict[str, str | None]:
-    """Read every key once more after the run (a key that cannot be read is left out)."""
-    final: dict[str, str | None] = {}
-    for key in keys:
+    """Read every key once more after the run (a key that cannot be read is left out).
+    Sixteen at a time through a client that is safe to share between threads (the smart
+    client and the gateway adapter say so with ``threadsafe``), else in turn."""
+    def read(key: str) -> tuple[str, str | None] | None:
         for _ in range(attempts):
             try:
-                final[key] = client.get(key)[0]
-                break
+                return key, client.get(key)[0]
             except Exception as exc:  # an unreadable key is judged unknown by the checkers
                 log.debug("final read of %s failed: %s", key, exc)
-    return final
+        return None
+
+    if getattr(client, "threadsafe", False) and len(keys) > 1:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(read, keys))
+    else:
+        answers = [read(key) for key in keys]
+    return dict(a for a in answers if a is not None)
 
 
 def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
@@ -277,17 +285,29 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
         stop = runtime.pacer(stop)  # waits that let virtual time pass
     timings: dict[str, float] = {}
     began = time.monotonic()
-    if not started:
-        say(f"starting the cluster ({runtime.name}, {sc.cluster.nodes} nodes)")
-        runtime.start()
-        timings["cluster_start_s"] = time.monotonic() - began
+    load_seed = derive(sc.seed, "workload")
+    # Locust imports itself (~0.9 s) while the cluster starts, then waits for its address
+    early = load_factory(sc.workload, host=None, seed=load_seed, directory=directory,
+                         t0=clock()).launch() if getattr(load_factory, "launches_early", False) \
+        else None
+    try:
+        if not started:
+            say(f"starting the cluster ({runtime.name}, {sc.cluster.nodes} nodes)")
+            runtime.start()
+            timings["cluster_start_s"] = time.monotonic() - began
+    except BaseException:
+        if early is not None:
+            early.stop()
+        raise
     try:
         endpoints = runtime.endpoints()
         live = LiveStatus(directory, runtime, scenario=sc.name, seed=sc.seed, schedule=sc.schedule)
         say(f"traffic: {sc.workload.users} {sc.workload.client} users for "
             f"{sc.workload.duration:g}s; steady state {sc.steady_state:g}s")
-        with load_factory(sc.workload, host=endpoints.registry, seed=derive(sc.seed, "workload"),
-                          directory=directory, t0=clock()) as load:
+        if early is not None:
+            early.host = endpoints.registry
+        with early or load_factory(sc.workload, host=endpoints.registry, seed=load_seed,
+                                   directory=directory, t0=clock()) as load:
             load.start()
             # the schedule counts from the moment the users run, not from Locust's start-up
             t0 = load.t0 = clock()
@@ -333,8 +353,13 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                            copies=min(sc.cluster.settings.n, len(runtime.node_ids())))
         timings["replica_reads_s"] = time.monotonic() - t
     finally:
+        if early is not None:
+            early.stop()  # it never got as far as the traffic
         if not started:
+            t = time.monotonic()
             runtime.stop()
+            timings["stop_s"] = time.monotonic() - t
+    t = time.monotonic()
     if baseline is not None and not baseline.ok:
         verdict = Verdict("all", Validity.UNKNOWN, baseline.summary, parts=(baseline,))
     else:
@@ -345,6 +370,7 @@ def run(scenario: Scenario, runtime: Any, *, directory: str | Path,
                               verdict.evidence, verdict.parts)
         if baseline is not None:
             verdict = dataclasses.replace(verdict, parts=(baseline, *verdict.parts))
+    timings["checks_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - began
     return RunResult(sc, history, final, verdict, timings, str(directory), load_stats,
                      tuple(nemesis.errors))

@@ -240,6 +240,8 @@ class GatewayKV:
     shared with the cluster. Elsewhere it is httpx's; ``transport`` (an
     ``httpx.MockTransport``) forces httpx, for tests."""
 
+    threadsafe = True  # httpx's client and the socket pool both are
+
     def __init__(self, base_url: str, timeout: float = 1.0, *, pool: int = 16,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -488,6 +490,8 @@ class SmartKV:
     share between the users of a process (one pool, one set of breakers, like an
     application's client). Extra keyword arguments go to :class:`SmartClient` (``transport``,
     ``rng``)."""
+
+    threadsafe = True
 
     def __init__(self, config: ClientConfig, **kwargs) -> None:
         from system.client import SyncClient  # its bridges look at gevent when created

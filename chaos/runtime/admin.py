@@ -55,6 +55,11 @@ class RegistryAdmin:
         wanted = set(node_ids)
         return [n["id"] for n in status["nodes"] if n["id"] in wanted and n["status"] == "alive"]
 
+    def members(self) -> set[str]:
+        """The nodes the registry lists (alive or not; not those that left)."""
+        status = self._http.get(f"{self._url()}/cluster-status", timeout=2).json()
+        return {n["id"] for n in status["nodes"] if n["status"] != "left"}
+
     def wait_alive(self, node_ids: list[str], *, timeout: float) -> None:
         wait_for(lambda: len(self.alive(node_ids)) == len(node_ids), timeout=timeout,
                  description=f"the registry to see {', '.join(node_ids)} alive")

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,8 +198,12 @@ class LocalRuntime(MeshedRuntime):
         return f"http://127.0.0.1:{self.registry_port}"
 
     def _teardown(self) -> None:
-        for name in sorted(self.procs, key=lambda n: n == PROXY):  # the proxy last
-            self.procs[name].terminate(grace=3.0)
+        # the services together (each may take its grace), then the proxy
+        services = [p for name, p in self.procs.items() if name != PROXY]
+        with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+            list(pool.map(lambda p: p.terminate(grace=3.0), services))
+        if PROXY in self.procs:
+            self.procs[PROXY].terminate(grace=3.0)
         if self._own_workdir and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -6,10 +6,13 @@ and signal its services and where they are; :class:`MeshedRuntime` does the rest
 way on both:
 
 1. ``_prepare`` (the image and network, or nothing);
-2. the proxy server, then one proxy per directed link (:func:`chaos.topology.all_links`);
-3. the registry, waited on, then its link table (``PUT /admin/links``);
-4. the nodes, waited on until ready and seen alive by the registry, then adopted;
-5. the :class:`~chaos.runtime.admin.LaunchAgent`, which serves the registry's delegated
+2. the registry is spawned (it boots while the proxies are made), and so are the nodes where
+   their way to the registry is known before the proxy listens (Docker's fixed ports);
+3. the proxy server, then one proxy per directed link (:func:`chaos.topology.all_links`);
+4. the registry is waited on, then given its link table (``PUT /admin/links``);
+5. the nodes, spawned now if not yet (``_spawn_each``: in turn, or at once where spawning
+   waits on a daemon), waited on until ready and seen alive by the registry, adopted;
+6. the :class:`~chaos.runtime.admin.LaunchAgent`, which serves the registry's delegated
    ``/scale-up`` and ``/kill``.
 
 A start that fails logs the tail of every service's log and stops what it started.
@@ -27,11 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
+
 from chaos.runtime.admin import LaunchAgent, RegistryAdmin
 from chaos.runtime.base import ClusterSpec, Endpoints
 from chaos.runtime.mesh import LinkProxies
 from chaos.topology import CLIENT, REGISTRY, Link, all_links, link_table, links_of_new_node
 from chaos.toxiproxy import Toxiproxy
+from chaos.wait import Strategy, all_of, wait_for
 
 __all__ = ["MeshedRuntime", "proxy_argv"]
 
@@ -149,17 +155,28 @@ class MeshedRuntime:
         ids = self.spec.node_ids()
         with self._phase("prepare"):
             self._prepare()
+        with self._phase("registry", "starting the registry"):
+            self._spawn_registry()  # it boots while the proxies are made
+        links = all_links(ids) if self.spec.mesh else []
+        listens = {link: self._link_listen(link) for link in links}
+        # where a backend fixes the proxies' ports (Docker), the nodes know their way to the
+        # registry before the proxy listens: they boot meanwhile, and retry until it does
+        ahead = all(not listens.get(Link(n, REGISTRY), "").endswith(":0") for n in ids)
+        if ahead:
+            with self._phase("nodes_spawn", f"starting {len(ids)} nodes"):
+                self.links.update({link: self._link_address(link, listens[link])
+                                   for n in ids if (link := Link(n, REGISTRY)) in listens})
+                self._spawn(*ids)
         if self.spec.mesh:
             with self._phase("proxy", "starting the link proxies"):
                 self.proxies = LinkProxies(self._start_proxy_server())
-                self._add_links(all_links(ids))
-        with self._phase("registry", "starting the registry"):
-            self._spawn_registry()
+                self._add_links(links, listens)
+        with self._phase("registry_ready"):
             self._wait_http([REGISTRY], "/health")
             self._publish_links()
-        with self._phase("nodes", f"starting {len(ids)} nodes"):
-            for node in ids:
-                self._spawn(node)
+        with self._phase("nodes", None if ahead else f"starting {len(ids)} nodes"):
+            if not ahead:
+                self._spawn(*ids)
             self._wait_nodes(ids)
         self.admin.adopt(ids)
         self.agent.start()
@@ -190,11 +207,11 @@ class MeshedRuntime:
         atexit.unregister(self.stop)
 
     # ---- the mesh ----
-    def _add_links(self, links: list[Link]) -> None:
+    def _add_links(self, links: list[Link], listens: dict[Link, str] | None = None) -> None:
         assert self.proxies is not None
         for link in links:
-            listen = self.proxies.create(link, self._upstream(link.dst),
-                                         listen=self._link_listen(link))
+            listen = self.proxies.create(link, self._upstream(link.dst), listen=(
+                listens[link] if listens is not None else self._link_listen(link)))
             self.links[link] = self._link_address(link, listen)
 
     def _publish_links(self) -> None:
@@ -202,14 +219,34 @@ class MeshedRuntime:
             self.admin.put_links(link_table(self.links))
 
     # ---- nodes ----
-    def _spawn(self, node_id: str) -> None:
-        registry = self.links.get(Link(node_id, REGISTRY), self._upstream(REGISTRY))
-        self._spawn_node(node_id, f"http://{registry}")
-        self._nodes.append(node_id)
+    def _spawn(self, *ids: str) -> None:
+        registry = {n: self.links.get(Link(n, REGISTRY), self._upstream(REGISTRY)) for n in ids}
+        self._spawn_each([(lambda n=n: self._spawn_node(n, f"http://{registry[n]}"))
+                          for n in ids])
+        self._nodes.extend(ids)
+
+    def _spawn_each(self, spawns: list[Callable[[], None]]) -> None:
+        """Run each spawn; in turn here, a backend whose spawn waits on a daemon runs them
+        at once."""
+        for spawn in spawns:
+            spawn()
 
     def _wait_nodes(self, ids: list[str]) -> None:
+        """Ready (a member list from the registry), seen alive by the registry, and knowing
+        every node the registry lists: a node's first heartbeat may come back before the
+        others registered, and a node gateway that does not know its peers cannot reach a
+        key's owners."""
         self._wait_http(ids, "/ready")
         self.admin.wait_alive(ids, timeout=self.ready_timeout)
+        everyone = self.admin.members()
+
+        def knows_everyone(node: str) -> Strategy:
+            def check() -> bool:
+                stats = httpx.get(f"{self.node_url(node)}/stats", timeout=2.0).json()
+                return everyone <= set(stats["members"])
+            return Strategy(check, f"{node} to know {', '.join(sorted(everyone))}")
+
+        wait_for(all_of(*map(knows_everyone, ids)), timeout=self.ready_timeout, interval=0.05)
 
     def add_node(self, node_id: str | None = None) -> str:
         """Start one more node, with its links, and wait until the registry sees it alive."""

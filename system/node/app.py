@@ -60,6 +60,8 @@ log = logging.getLogger("chaoslab.node")
 
 HANDOFF_BATCH = 256
 SCAN_BATCH = 1000
+FORMING = 0.1  # seconds to the next heartbeat while the member list forms (see below)
+BOOTING = 2.0  # seconds after start a node counts its member list as forming
 
 
 class Arrivals:
@@ -108,6 +110,7 @@ class NodeService:
         self.registry_ok = False
         self.counters: Counter[str] = Counter()
         self.started = clock.wall()
+        self._booted = clock.monotonic()
         self._retry_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
         self._rebalance: asyncio.Task | None = None
@@ -181,6 +184,11 @@ class NodeService:
         registry = _hostport(self.config.registry)
         while True:
             started = self.time.monotonic()
+            # while the member list forms, the next heartbeat comes soon: in the node's first
+            # seconds (its registry, or the proxy in front of it, may be starting, and the
+            # first of a cluster's nodes to register gets a list of itself) and after a reply
+            # that changed the list
+            forming = not self.has_members or self.time.monotonic() - self._booted < BOOTING
             try:
                 reply = await self.transport.request(
                     "POST", registry, "/heartbeat", timeout=max(interval, 0.5),
@@ -189,7 +197,9 @@ class NodeService:
                                     "hints": self.store.hint_counts()}})
                 if reply.status == 200:
                     self.registry_ok = True
+                    known = self.addresses
                     self._update_members(reply.body["members"])
+                    forming = forming or self.addresses != known
                 else:
                     log.warning("registry refused the heartbeat: %s %s", reply.status, reply.body)
             except TransportError as exc:
@@ -198,7 +208,8 @@ class NodeService:
                 self.registry_ok = False
             except (KeyError, TypeError) as exc:
                 log.warning("malformed heartbeat reply: %r", exc)
-            await asyncio.sleep(max(0.0, interval - (self.time.monotonic() - started)))
+            wait = min(interval, FORMING) if forming else interval
+            await asyncio.sleep(max(0.0, wait - (self.time.monotonic() - started)))
 
     def _update_members(self, members: list[dict]) -> None:
         """Adopt the registry's member list. The ring keeps every node it knew until the

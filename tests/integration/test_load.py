@@ -13,7 +13,7 @@ import pytest
 from chaos.history import History, OpType
 from chaos.load import Load, LoadError
 from chaos.traffic import Workload, version_key
-from chaos.wait import wait_for
+from chaos.wait import WaitTimeout, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +139,33 @@ def test_a_reused_directory_does_not_mix_in_an_earlier_runs_records(cluster, tmp
         load.wait()
         history = load.history()
     assert history.ops and "old" not in {op.process for op in history.ops}
+
+
+def test_locust_launched_before_the_cluster_waits_for_its_host(cluster, tmp_path, seed):
+    """The runner launches Locust while the cluster starts: it imports itself, then runs no
+    user (records nothing, and its time limit does not count) until start() gives it the
+    host; then it runs its whole duration."""
+    load = Load(Workload(duration=2, users=2), host=None, seed=seed, directory=tmp_path,
+                t0=time.monotonic()).launch()
+    with load:
+        wait_for(lambda: "Starting Locust" in load.log_tail(), timeout=20,
+                 description="Locust to be running")
+        waited = time.monotonic()
+        with pytest.raises(WaitTimeout):  # it is alive and has started nobody
+            wait_for(lambda: load.paths() or load.exit_code is not None, timeout=3.0,
+                     description="Locust to start users or exit without a host")
+        load.host = cluster.endpoints().registry
+        load.start()
+        assert load.wait() == 0, load.log_tail()
+        history = load.history()
+    ran = max(op.time for op in history.client_ops()) - min(op.time for op in history.client_ops())
+    assert ran > 1.5, "the time limit counted from the launch, not from the host"
+    assert time.monotonic() - waited > 3.0 + 1.5
+    check_history(history)
+
+
+def test_a_load_started_without_a_host_says_so(tmp_path, seed):
+    load = Load(Workload(duration=1), host=None, seed=seed, directory=tmp_path, t0=0.0)
+    with load, pytest.raises(LoadError, match="no host"):
+        load.start()
+    assert load.exit_code is not None  # the launched Locust was stopped

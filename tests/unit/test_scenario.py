@@ -5,6 +5,7 @@ The runner is driven here with an in-memory cluster, traffic and client."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from chaos.faults import Kill, Partition, Pause
 from chaos.history import History
 from chaos.nemesis import Schedule
 from chaos.runtime.base import ClusterSpec
-from chaos.scenario import Scenario, ScenarioError, client_config, run
+from chaos.scenario import Scenario, ScenarioError, client_config, final_reads, run
 from chaos.testing import FakeCluster
 from chaos.traffic import Workload
 from system.config import ClusterSettings
@@ -185,3 +186,35 @@ def test_the_default_scenario_is_a_no_op():
     noop = Scenario()
     assert noop.schedule.steps == () and noop.name == "noop"
     assert dataclasses.replace(noop, seed=3).plan().seed == 3
+
+
+class SharedKV:
+    """A client that says it is safe to share between threads; key "bad" never answers,
+    "flaky" answers on its second try."""
+
+    def __init__(self, threadsafe: bool) -> None:
+        self.threadsafe = threadsafe
+        self.threads: set[int] = set()
+        self.tries: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(2, timeout=5)
+
+    def get(self, key):
+        with self.lock:
+            self.threads.add(threading.get_ident())
+            self.tries[key] = self.tries.get(key, 0) + 1
+        if self.threadsafe and key in ("k0", "k1"):
+            self.barrier.wait()  # only passes if two reads run at once
+        if key == "bad" or (key == "flaky" and self.tries[key] == 1):
+            raise TimeoutError(key)
+        return f"v-{key}", None
+
+
+@pytest.mark.parametrize("threadsafe", [True, False])
+def test_final_reads_read_every_key_at_once_only_through_a_shareable_client(threadsafe):
+    kv = SharedKV(threadsafe)
+    keys = ["k0", "k1", "flaky", "bad", *(f"x{i}" for i in range(40))]
+    final = final_reads(kv, keys)
+    assert final == {k: f"v-{k}" for k in keys if k != "bad"}  # the unreadable one left out
+    assert kv.tries["bad"] == 3 and kv.tries["flaky"] == 2
+    assert (len(kv.threads) > 1) is threadsafe
