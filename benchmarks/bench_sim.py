@@ -1,14 +1,15 @@
 """Speed of the simulated runtime: virtual seconds per wall second for a scenario at its load.
 
     python benchmarks/bench_sim.py [--scenario kill-one] [--seed 1] [--latency 0.008]
-                                   [--twice]
+                                   [--twice] [--repeat 5]
 
 Runs the catalog scenario (default: the catalog's default, ``kill-one``, with the default
 workload: 8 smart-client users for 12 s) on ``--runtime sim`` through the scenario runner,
 and prints the virtual time it covered, the wall and CPU time it took, and the ratio. The
 machine may be shared: CPU seconds of this process say what the simulation itself cost.
 ``--twice`` runs it again with the same seed and compares the fingerprints (history and
-injected events); ``--latency`` sets the one-way delay of a link (seconds; jitter half of it).
+injected events); ``--repeat N`` runs it N times (same seed) and prints the median and the
+best of each figure, since a shared or virtual machine's CPU time varies from run to run; ``--latency`` sets the one-way delay of a link (seconds; jitter half of it).
 
 ``--compare [--runtime local] [--duration 10]``: every catalog scenario (or ``--only A,B``),
 shortened to ``--duration`` seconds as the chaos suites do, once on sim and once on the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import tempfile
 import time
 
@@ -101,12 +103,34 @@ def compare(names: list[str], seed: int, duration: float, other: str) -> None:
     print(f"{agree} of {len(rows)} scenarios give the same verdict on sim and {other}")
 
 
+def _repeat(args, runs: list, fp) -> None:
+    """Run ``args.repeat - 1`` more times; the median and best of each figure over all."""
+    for _ in range(args.repeat - 1):
+        again, rt, virtual, wall, cpu = once(args.scenario, args.seed, args.latency)
+        runs.append((virtual, wall, cpu, rt.phase))
+        if fingerprint(again.history, rt.events) != fp:
+            print("a repeated run DIFFERS from the first")
+
+    def figures(name: str, values: list[tuple[float, float, float]]) -> None:
+        by_wall = sorted(v / w for v, w, _ in values)
+        by_cpu = sorted(v / c for v, _, c in values)
+        cpus = sorted(c for _, _, c in values)
+        print(f"{name} over {len(values)} runs: x real time median "
+              f"{statistics.median(by_wall):.1f} best {by_wall[-1]:.1f}; virtual s per CPU s "
+              f"median {statistics.median(by_cpu):.1f} best {by_cpu[-1]:.1f} (CPU s median "
+              f"{statistics.median(cpus):.2f}, best {cpus[0]:.2f})")
+
+    figures("whole run", [(v, w, c) for v, w, c, _ in runs])
+    figures("traffic phase", [(p["virtual"], p["wall"], p["cpu"]) for *_, p in runs])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenario", default=DEFAULT)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--latency", type=float, default=None)
     p.add_argument("--twice", action="store_true")
+    p.add_argument("--repeat", type=int, default=1, help="runs; prints median and best")
     p.add_argument("--compare", action="store_true")
     p.add_argument("--runtime", default="local", help="--compare: the runtime to compare with")
     p.add_argument("--duration", type=float, default=10.0, help="--compare: seconds of traffic")
@@ -136,6 +160,8 @@ def main() -> None:
     print(f"CPU per operation: {cpu / max(ops, 1) * 1e6:.0f} us")
     fp = fingerprint(result.history, rt.events)
     print(f"fingerprint: {fp.short()}")
+    if args.repeat > 1:
+        _repeat(args, [(virtual, wall, cpu, ph)], fp)
     if args.twice:
         again, rt2, *_ = once(args.scenario, args.seed, args.latency)
         fp2 = fingerprint(again.history, rt2.events)

@@ -218,11 +218,12 @@ class Coordinator:
         ``hedge`` owners are asked too once ``hedge_after`` passes, or as soon as the first
         ones can no longer make the quorum. Returns the requests still running."""
         tasks: dict[asyncio.Task, str] = {}
+        loop = asyncio.get_running_loop()  # ensure_future's, without its checks per task
 
         def launch(nodes) -> None:
             tally.sent += len(nodes)
             for node in nodes:
-                tasks[asyncio.ensure_future(self._call(node, path, body, rid))] = node
+                tasks[loop.create_task(self._call(node, path, body, rid))] = node
 
         launch(first)
         rest = list(hedge)
@@ -234,13 +235,13 @@ class Coordinator:
                     continue
                 if not tasks:
                     break
-                done, _ = await asyncio.wait(list(tasks), return_when=asyncio.FIRST_COMPLETED,
-                                             timeout=self.hedge_after if rest else None)
+                await _first_done(tasks, self.hedge_after if rest else None)
+                done = [t for t in tasks if t.done()]
                 if not done:  # the first owners are slow: hedge
                     launch(self._allowed(rest, tally))
                     rest = []
-                for task in [t for t in tasks if t in done]:  # in the order they were sent:
-                    _settle(task, tasks.pop(task), tally)  # a set's order is by address
+                for task in done:  # in the order they were sent (never a set's: by address)
+                    _settle(task, tasks.pop(task), tally)
         except asyncio.CancelledError:  # the caller gave up: the sent requests run on, tracked
             self._let_run(tasks)
             raise
@@ -388,6 +389,29 @@ class Coordinator:
                 self.counts["read_repairs"] += 1
             except TransportError as exc:
                 log.info("read repair of %r on %s failed: %s", newest.key, node, exc)
+
+
+async def _first_done(tasks, timeout: float | None) -> None:
+    """Return once one of ``tasks`` is done, or after ``timeout`` seconds: what
+    ``asyncio.wait(tasks, timeout=timeout, return_when=FIRST_COMPLETED)`` waits for, without
+    its argument checks and result sets (it runs once or twice per quorum operation)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, wake) if timeout is not None else None
+    for task in tasks:
+        task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for task in tasks:
+            task.remove_done_callback(wake)
 
 
 def _forget(task: asyncio.Task) -> None:

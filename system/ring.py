@@ -13,6 +13,7 @@ from collections.abc import Iterable
 __all__ = ["HashRing", "key_hash"]
 
 DEFAULT_VNODES = 64
+_REMEMBERED = 1 << 16  # preference lists a ring keeps (the ring is immutable: they hold)
 
 
 def key_hash(data: str) -> int:
@@ -27,7 +28,7 @@ class HashRing:
     distinct nodes met walking clockwise from the key's hash.
     """
 
-    __slots__ = ("_nodes", "_vnodes", "_tokens", "_owners")
+    __slots__ = ("_nodes", "_vnodes", "_tokens", "_owners", "_lists")
 
     def __init__(self, nodes: Iterable[str] = (), *, vnodes: int = DEFAULT_VNODES) -> None:
         if vnodes < 1:
@@ -39,6 +40,7 @@ class HashRing:
         )
         self._tokens = [p for p, _ in points]
         self._owners = [n for _, n in points]
+        self._lists: dict[tuple[str, int], tuple[str, ...]] = {}  # answers already worked out
 
     @property
     def nodes(self) -> frozenset[str]:
@@ -72,6 +74,16 @@ class HashRing:
 
     def preference_list(self, key: str, n: int) -> tuple[str, ...]:
         """The first ``n`` distinct nodes clockwise from ``key`` (fewer if the ring is smaller)."""
+        known = self._lists.get((key, n))
+        if known is not None:
+            return known
+        found = self._walk(key, n)
+        if len(self._lists) >= _REMEMBERED:
+            self._lists.clear()
+        self._lists[(key, n)] = found
+        return found
+
+    def _walk(self, key: str, n: int) -> tuple[str, ...]:
         want = min(n, len(self._nodes))
         if want <= 0:
             return ()

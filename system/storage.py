@@ -101,16 +101,26 @@ class SQLiteStore:
 
     durable = True
 
-    def __init__(self, path: str, *, sync: str = "normal") -> None:
-        if sync not in ("normal", "full"):
-            raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
+    def __init__(self, path: str, *, sync: str = "normal", exclusive: bool = False,
+                 checkpoint_pages: int | None = None) -> None:
+        """``sync="off"`` with ``exclusive`` is for a store that only one process ever opens
+        and that is always closed, never lost with its host: the simulated runtime's. No file
+        locks between transactions, no fsync; every write is still its own committed
+        transaction in the WAL. ``checkpoint_pages``: the WAL's size that triggers a
+        checkpoint (SQLite's default is 1000 pages)."""
+        if sync not in ("normal", "full", "off"):
+            raise ValueError(f"sync must be 'normal', 'full' or 'off', got {sync!r}")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         # One connection, used from the event loop thread; the lock guards the rare calls
         # made from worker threads (bulk scans during a rebalance).
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        if exclusive:  # before the first access: the WAL index then needs no shared memory
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("PRAGMA journal_mode=WAL")
+        if checkpoint_pages is not None:
+            self._db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.execute("PRAGMA cache_size=-131072")  # 128 MiB of pages
         self._db.execute("PRAGMA mmap_size=1073741824")  # reads straight from the page cache

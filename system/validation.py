@@ -26,6 +26,8 @@ def check_key(key: object) -> str:
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
         raise BadRequest(f"'key' is {size} bytes; the limit is {MAX_KEY_BYTES}")
+    if key.isascii() and key.isprintable():  # the usual key: none of the checks below apply
+        return key
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise BadRequest("'key' must not contain control characters")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in key):

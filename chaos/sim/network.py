@@ -3,8 +3,10 @@ the proxy's semantics, and is served by the destination's real ASGI app, in this
 
 - A :class:`Process` is one incarnation of a service (the registry or a node): its app, the
   tasks it started (a task factory files every task under the process whose context made it),
-  and whether it runs, is paused or is dead. Kill cancels its tasks; pause holds everything
-  it sends or is sent until it resumes.
+  and whether it runs, is paused or is dead. Kill cancels its tasks. Pause freezes it, as
+  SIGSTOP does: the loop holds every callback of its context (task steps, timers, sleeps)
+  until it resumes, so it sends nothing, serves nothing and its heartbeats stop; what is
+  sent to it waits (a proxy in front of a stopped process accepts and holds).
 - :class:`SimTransport` is the services' and the clients' :class:`~system.transport.Transport`:
   a request is a message on link ``src -> dst`` (one-way latency with seeded jitter, then the
   link's toxics), served by a task of the destination process, and its answer comes back the
@@ -26,7 +28,7 @@ import contextvars
 import itertools
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ import orjson
 
 from chaos.runtime.mesh import known_links
 from chaos.seeds import derive
+from chaos.sim.loop import OWNER
 from chaos.topology import Link
 from system.transport import Raw, Reply, TransportError
 
@@ -42,8 +45,7 @@ __all__ = ["Process", "Network", "SimTransport", "SimLinks", "CURRENT", "PORT"]
 log = logging.getLogger("chaoslab.sim.network")
 
 PORT = 80
-CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar(
-    "chaoslab_sim_process", default=None)  # the process a task runs for (None: a client)
+CURRENT: contextvars.ContextVar[Process | None] = OWNER  # the process a task runs for
 
 
 class Process:
@@ -59,7 +61,9 @@ class Process:
         # the tasks were made, never in an order of memory addresses (determinism)
         self.tasks: dict[asyncio.Task, None] = {}
         self.prune_at = 256
-        self._resumed: asyncio.Event | None = None
+        self.held: list[asyncio.Handle] = []  # its callbacks the loop held while paused
+        self.inline: frozenset[tuple[str, str]] = frozenset()  # see deliver
+        self._context: contextvars.Context | None = None  # copied for each task (context())
 
     def __repr__(self) -> str:
         state = "dead" if not self.alive else "paused" if self.paused else "running"
@@ -67,28 +71,24 @@ class Process:
 
     def context(self) -> contextvars.Context:
         """A fresh context in which new tasks belong to this process."""
-        ctx = contextvars.Context()
-        ctx.run(CURRENT.set, self)
-        return ctx
+        if self._context is None:
+            self._context = contextvars.Context()
+            self._context.run(CURRENT.set, self)
+        return self._context.copy()
 
     def spawn(self, coro) -> asyncio.Task:
         return self.loop.create_task(coro, context=self.context())
 
-    async def running(self) -> None:
-        """Return once the process is not paused (at once if it is not)."""
-        while self.paused:
-            if self._resumed is None:
-                self._resumed = asyncio.Event()
-            await self._resumed.wait()
-
     def pause(self) -> None:
+        """SIGSTOP: none of its callbacks run (the loop holds them) until :meth:`resume`."""
         self.paused = True
 
     def resume(self) -> None:
+        """SIGCONT: what was held runs, in order; timers due meanwhile fire at once."""
         self.paused = False
-        if self._resumed is not None:
-            self._resumed.set()
-            self._resumed = None
+        held, self.held = self.held, []
+        if held:
+            self.loop.release(held)
 
     def kill(self) -> None:
         """SIGKILL: nothing more runs for it; its tasks are cancelled at the next step."""
@@ -99,18 +99,31 @@ class Process:
                 task.cancel()
 
     # ---- the server side ----
-    def deliver(self, request: tuple, reply: Any, gone) -> None:
+    def deliver(self, request: tuple, reply: Any, gone) -> bool:
         """Serve ``request``; ``reply(status, body)`` sends the answer back; ``gone()`` says
-        whether the caller closed the connection meanwhile."""
-        self.spawn(self._serve(request, reply, gone))
+        whether the caller closed the connection meanwhile. True when it was served at once
+        (the answer is on its way).
+
+        A route in ``inline`` (the services' hot routes, which need no task of their own to
+        start) is served in this callback, in the process's context, up to its first wait;
+        only if it waits does a task of the process carry it on. Anything else, or anything
+        sent to a paused process, is served by a new task of the process (held while it is
+        paused)."""
+        ctx = self.context()
+        coro = self._serve(request, reply, gone)
+        if self.paused or (request[0], request[1]) not in self.inline:
+            self.loop.create_task(coro, context=ctx)
+            return False
+        try:
+            waits_on = ctx.run(coro.send, None)
+        except StopIteration:
+            return True
+        self.loop.create_task(_CarryOn(coro, waits_on), context=ctx)
+        return False
 
     async def _serve(self, request: tuple, reply: Any, gone) -> None:
-        try:
-            if self.paused:
-                await self.running()
+        try:  # paused meanwhile: this task is frozen, its answer leaves when it resumes
             status, raw = await call_asgi(self.app, *request, gone)
-            if self.paused:  # frozen mid-request: the answer leaves when it resumes
-                await self.running()
         except asyncio.CancelledError:
             reply(None, ConnectionResetError(f"{self.name} died mid-request"))
             raise
@@ -124,6 +137,37 @@ class Process:
         reply(status, raw)
 
 
+class _CarryOn(Coroutine):
+    """``coro``, whose first step already ran and yielded ``waits_on``, as a coroutine a task
+    can run from here: its first step waits on ``waits_on``; what the task throws in (a
+    cancellation, even before that first step) goes to ``coro``."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro, waits_on) -> None:
+        self.coro, self.first = coro, [waits_on]
+
+    def send(self, value):
+        if self.first:
+            return self.first.pop()
+        return self.coro.send(value)
+
+    def throw(self, typ, val=None, tb=None):
+        self.first.clear()
+        if val is None and tb is None:
+            return self.coro.throw(typ)
+        return self.coro.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self):
+        raise TypeError("_CarryOn is run by a task, not awaited")
+
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
 async def call_asgi(app, method: str, target: str, body: bytes, headers: list, src: str,
                     gone=lambda: False) -> tuple[int, bytes]:
     """One HTTP request to an ASGI app, in process: (status, body). ``gone()``: the caller
@@ -131,7 +175,7 @@ async def call_asgi(app, method: str, target: str, body: bytes, headers: list, s
     then reads ``http.disconnect`` instead of the body (a held request whose caller timed
     out is not served when a paused node resumes)."""
     path, _, query = target.partition("?")
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+    scope = {"type": "http", "asgi": _ASGI,
              "http_version": "1.1", "method": method, "scheme": "http", "path": path,
              "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
              "headers": headers, "client": (src, 0), "server": ("sim", PORT)}
@@ -191,7 +235,7 @@ class Network:
         self.links: dict[Link, _LinkState] = {}
         self.events: list[tuple[float, str]] = []  # what was injected, on virtual time
         self._ids = itertools.count(1)
-        self._routes: dict[tuple[str, str], tuple[str, _LinkState]] = {}
+        self._routes: dict[tuple[str, str], tuple[str, _LinkState, tuple]] = {}
 
     @staticmethod
     def address(name: str) -> str:
@@ -220,34 +264,32 @@ class Network:
         The message travels on timers (no task of its own): it arrives after the link's delay
         even if the caller stopped waiting, as bytes on a wire do."""
         loop = self.loop
-        deadline = loop.time() + timeout
         route = self._routes.get((src, address))
         if route is None:
             dst = self.name_of(address)
-            route = self._routes[(src, address)] = (dst, self.link(Link(src, dst)))
-        dst, state = route
-        if caller is not None:
-            if not caller.alive:
-                raise TransportError(address, f"{src} is dead", definite=True)
-            if caller.paused:
-                await _within(caller.running(), deadline, address, timeout)
-        fut = loop.create_future()
-        timer = loop.call_at(deadline, _settle, fut, None, TimeoutError())
+            route = self._routes[(src, address)] = (dst, self.link(Link(src, dst)),
+                                                    (b"host", address.encode()))
+        dst, state, host = route
+        if caller is not None and not caller.alive:
+            raise TransportError(address, f"{src} is dead", definite=True)
+        call = _Call(loop, loop.time() + timeout)
+        fut = call.fut
         if state.cut:  # the proxy is disabled: it refuses connections
-            loop.call_later(self._one_way(state), _settle, fut, None,
-                            ConnectionRefusedError("connection refused (link cut)"))
+            self._at(call, self._one_way(state), _settle, fut, None,
+                     ConnectionRefusedError("connection refused (link cut)"))
         else:
-            hdrs = [(b"host", address.encode()), (b"content-type", b"application/json"),
+            hdrs = [host, (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode())]
             rid = None
-            for k, v in (headers or {}).items():
-                hdrs.append((k.lower().encode("latin-1"), v.encode("latin-1")))
-                rid = v if k.lower() == "x-request-id" else rid
+            if headers:
+                for k, v in headers.items():
+                    hdrs.append((k.lower().encode("latin-1"), v.encode("latin-1")))
+                    rid = v if k.lower() == "x-request-id" else rid
             if rid is None:  # deterministic request ids (the services would draw a uuid)
                 hdrs.append((b"x-request-id", f"sim-{next(self._ids)}".encode()))
             state.inflight[fut] = None
-            self._send(loop, state, "upstream", len(body), fut,
-                       lambda: self._arrive(state, dst, fut, (method, path, body, hdrs, src)))
+            self._send(state, "upstream", len(body), call, self._arrive, state, dst, call,
+                       (method, path, body, hdrs, src))
         try:
             status, raw = await fut
         except ConnectionRefusedError as exc:
@@ -258,13 +300,22 @@ class Network:
             raise TransportError(address, f"no answer within {timeout}s", definite=False) from None
         finally:
             state.inflight.pop(fut, None)
-            timer.cancel()
-        if caller is not None and caller.paused:
-            await _within(caller.running(), deadline, address, timeout)
+            if call.timer is not None:
+                call.timer.cancel()
         return status, raw
 
-    def _arrive(self, state: _LinkState, dst: str, fut: asyncio.Future, request: tuple) -> None:
+    def _at(self, call: _Call, delay: float, callback, *args) -> None:
+        """``callback(*args)`` after ``delay``, on the wire (no process's: a paused sender's
+        bytes already sent still arrive); the caller's timeout is armed if it may come
+        first."""
+        loop = self.loop
+        if loop.time() + delay >= call.deadline:
+            call.arm()
+        loop.call_wire(delay, callback, *args)
+
+    def _arrive(self, state: _LinkState, dst: str, call: _Call, request: tuple) -> None:
         """The request reached the far end of the link."""
+        fut = call.fut
         if state.cut:
             _settle(fut, None, ConnectionResetError("connection closed (link cut)"))
             return
@@ -279,23 +330,29 @@ class Network:
             if status is None:  # the server died mid-request
                 _settle(fut, None, raw)
             else:
-                self._send(asyncio.get_running_loop(), state, "downstream", len(raw), fut,
-                           lambda: _settle(fut, (status, raw), None) if not state.cut else
-                           _settle(fut, None, ConnectionResetError("connection closed (link cut)")))
+                self._send(state, "downstream", len(raw), call, _answer, state, fut, status, raw)
 
-        target.deliver(request, reply, fut.done)
+        if not target.deliver(request, reply, fut.done):
+            call.arm()  # it is served by a task (or held): it may take any time
 
     def _one_way(self, state: _LinkState) -> float:
-        if not self.jitter:
+        j = self.jitter
+        if not j:
             return self.latency
-        return max(1e-6, self.latency + state.rng.uniform(-self.jitter, self.jitter))
+        # random.uniform(-j, j), without its call
+        return max(1e-6, self.latency + (-j + (j + j) * state.rng.random()))
 
-    def _send(self, loop: asyncio.AbstractEventLoop, state: _LinkState, stream: str, size: int,
-              fut: asyncio.Future, then) -> None:
+    def _send(self, state: _LinkState, stream: str, size: int, call: _Call, then, *args) -> None:
         """One message's trip on a link: the latency, then what the toxics of ``stream`` do;
-        ``then()`` when it arrives."""
+        ``then(*args)`` when it arrives."""
         delay = self._one_way(state)
-        for toxic in list(state.toxics.values()) if state.toxics else ():
+        if not state.toxics:  # the usual case, without a call more
+            loop = self.loop
+            if loop.time() + delay >= call.deadline:
+                call.arm()
+            loop.call_wire(delay, then, *args)
+            return
+        for toxic in list(state.toxics.values()):
             if toxic.stream != stream:
                 continue
             if toxic.toxicity < 1.0 and state.rng.random() >= toxic.toxicity:
@@ -308,15 +365,16 @@ class Network:
             elif toxic.type == "bandwidth" and a.get("rate", 0) > 0:
                 delay += size / (a["rate"] * 1000)
             elif toxic.type == "timeout":
+                call.arm()
                 if a.get("timeout", 0):
-                    loop.call_later(delay + a["timeout"] / 1000, _settle, fut, None,
-                                    ConnectionResetError("connection closed (timeout toxic)"))
+                    self._at(call, delay + a["timeout"] / 1000, _settle, call.fut, None,
+                             ConnectionResetError("connection closed (timeout toxic)"))
                 return  # a blackhole: held, never delivered (the caller times out)
             elif toxic.type == "reset_peer":
-                loop.call_later(delay + a.get("timeout", 0) / 1000, _settle, fut, None,
-                                ConnectionResetError("connection reset by peer"))
+                self._at(call, delay + a.get("timeout", 0) / 1000, _settle, call.fut, None,
+                         ConnectionResetError("connection reset by peer"))
                 return
-        loop.call_later(delay, then)
+        self._at(call, delay, then, *args)
 
     # ---- what the faults do ----
     def cut(self, links: Iterable[Link], down: bool) -> None:
@@ -329,13 +387,33 @@ class Network:
                         fut.set_exception(ConnectionResetError("link cut"))
 
 
-async def _within(awaitable, deadline: float, address: str, timeout: float) -> None:
-    """A paused caller waits for its resume, within what is left of its timeout."""
-    try:
-        async with asyncio.timeout_at(deadline):
-            await awaitable
-    except TimeoutError:
-        raise TransportError(address, f"no answer within {timeout}s", definite=False) from None
+_WIRE = contextvars.Context()  # the context of messages on the links: no process's
+
+
+class _Call:
+    """One request in flight: the caller's future and its deadline. The timer that ends it
+    at the deadline is armed only once its answer may not come before (most answers are
+    on their way, on a timer, well before it)."""
+
+    __slots__ = ("loop", "fut", "deadline", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.loop, self.deadline = loop, deadline
+        self.fut = loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline, _settle, self.fut, None,
+                                           TimeoutError(), context=_WIRE)
+
+
+def _answer(state: _LinkState, fut: asyncio.Future, status: int, raw: bytes) -> None:
+    """The answer reached the caller's end of the link."""
+    if state.cut:
+        _settle(fut, None, ConnectionResetError("connection closed (link cut)"))
+    else:
+        _settle(fut, (status, raw), None)
 
 
 def _settle(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:

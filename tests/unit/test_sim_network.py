@@ -201,3 +201,32 @@ def test_a_request_whose_caller_gave_up_is_not_served_when_a_paused_node_resumes
 async def _echo_body(send):
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_a_hot_route_is_served_inline_and_a_kill_still_ends_what_it_waits_for():
+    """A route in ``inline`` runs in the arrival's callback up to its first wait; a task
+    carries it on, and a kill before that task's first step still reaches the app."""
+    from chaos.runtime.sim import _task_factory
+
+    loop = VirtualLoop()
+    loop.set_task_factory(_task_factory)
+    node = Process("node-1", 1, loop)
+    node.inline = frozenset({("POST", "/fast"), ("POST", "/slow")})
+    node.app = lambda scope, receive, send: (_slow if scope["path"] == "/slow" else _echo)(
+        scope, receive, send)
+    replies = []
+
+    def request(path):
+        return ("POST", path, b'{"a": 1}', [], "client")
+
+    async def arrive(path):  # what a message's arrival does, in the loop
+        return node.deliver(request(path), lambda *a: replies.append(a), lambda: False)
+
+    assert loop.run(arrive("/fast"))
+    assert replies == [(200, b'{"a": 1}')]  # answered at once, no task
+    assert not loop.run(arrive("/slow"))
+    node.kill()  # before the task that carries it on took its first step
+    loop.advance(0)
+    assert replies[1][0] is None and "died" in str(replies[1][1])
+    assert all(t.done() for t in node.tasks)
+    loop.close()
