@@ -27,9 +27,10 @@ import time
 import chaos
 from chaos.catalog import SCENARIOS
 from chaos.checkers import Linearizable
-from chaos.search import runner, search
+from chaos.search import PROFILES, runner, search
 
-QUICK_SECONDS, QUICK_BUDGET, QUICK_MAX_RUNS = 8.0, 12, 36  # as tests/integration/test_search.py
+QUICK_SECONDS = 8.0  # of traffic per run, as tests/integration/test_search.py
+QUICK = PROFILES["quick"]
 
 
 def _weakened(**settings) -> chaos.ClusterSpec:
@@ -82,11 +83,11 @@ def quick(args) -> None:
                       {"kinds": ("kill", "pause", "clock-skew")}),
         "sound": (_sound(QUICK_SECONDS, 1), {}),
     }
-    print(f"quick profile on sim ({QUICK_SECONDS:g} s of traffic, {QUICK_BUDGET} draws, at most "
-          f"{QUICK_MAX_RUNS} runs, search seed 1):")
+    print(f"quick profile on sim ({QUICK_SECONDS:g} s of traffic, {QUICK.budget} draws, at most "
+          f"{QUICK.max_runs} runs and {QUICK.time_limit:g} s, search seed 1):")
     total_runs, total_wall, total_cpu = 0, 0.0, 0.0
     for name, (scenario, options) in cases.items():
-        r = _timed(scenario.but(seed=1), "sim", QUICK_BUDGET, 1, max_runs=QUICK_MAX_RUNS,
+        r = _timed(scenario.but(seed=1), "sim", QUICK.budget, 1, max_runs=QUICK.max_runs,
                    **options)
         total_runs, total_wall, total_cpu = (total_runs + r["runs"], total_wall + r["wall"],
                                              total_cpu + r["cpu"])

@@ -456,7 +456,15 @@ def search(
                                                    "replaced by the drawn ones)")] = None,
     runtime: Annotated[str, typer.Option(help="where the schedules run: sim (exact and "
                                               "fast), local or docker")] = "sim",
-    budget: Annotated[int, typer.Option(help="schedules drawn before giving up")] = 30,
+    profile: Annotated[str, typer.Option(help="the budget: quick (CI: 12 schedules, 36 runs, "
+                                              "2 min) or deep (nightly: 300, 1200, 1 h)")] = "quick",
+    budget: Annotated[int | None, typer.Option(help="schedules drawn before giving up "
+                                                    "(default: the profile's)")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="seconds before giving up "
+                                                          "(default: the profile's)")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="directory keeping failing schedules between searches, tried first (default "
+             ".chaoslab/search-examples), or none")] = None,
     seed: Annotated[int | None, typer.Option(help="the runs' seed (default: random, "
                                                   "printed)")] = None,
     search_seed: Annotated[int | None, typer.Option(help="seed of the draws (default: "
@@ -476,32 +484,39 @@ def search(
     shrink the first that breaks a check to the smallest that still does. Exit 1 when one
     was found, 0 when the budget found none."""
     from chaos.runtime import RUNTIME_KINDS
-    from chaos.search import runner
+    from chaos.search import DATABASE, PROFILES, runner
     from chaos.search import search as run_search
 
     choices = [k for k in RUNTIME_KINDS if k not in ("auto", "external")]
     for flag, value, valid in (("--runtime", runtime, choices),
-                               ("--confirm", confirm, ["local", "docker", "none"])):
+                               ("--confirm", confirm, ["local", "docker", "none"]),
+                               ("--profile", profile, list(PROFILES))):
         if value not in valid:
             raise UsageProblem(f"unknown {flag} {value!r}: choose one of {', '.join(valid)}")
     for flag, value in (("--budget", budget), ("--max-steps", max_steps)):
-        if value < 1:
+        if value is not None and value < 1:
             raise UsageProblem(f"{flag} must be at least 1, got {value}")
+    if time_limit is not None and not time_limit > 0:
+        raise UsageProblem(f"--time-limit must be a positive number of seconds, got {time_limit}")
     base = _build_scenario(scenario, None, seed=seed, duration=duration, users=None,
                            processes=None, client=None, pattern=None, faults=[], nodes=None,
                            n=None, w=w, r=r, storage=storage, versions=versions, mesh=None,
                            repair=repair)
     console = _console()
     logging.basicConfig(level=logging.WARNING)
+    limits = PROFILES[profile]
     console.print(f"[bold]chaoslab search[/] {base.name} runtime={runtime} seed={base.seed} "
-                  f"budget={budget}")
+                  f"profile={profile} budget={budget or limits.budget} "
+                  f"time-limit={time_limit or limits.time_limit:g}s")
 
     def tried(trial) -> None:
         steps = "; ".join(s.fault.describe() for s in trial.schedule.steps)
         console.print(f"[dim]{trial.seconds:5.1f}s[/] {trial.valid}: {steps}")
 
-    found = run_search(base, runner(runtime), budget=budget, seed=search_seed,
-                       max_steps=max_steps, runtime=runtime, on_trial=tried)
+    found = run_search(base, runner(runtime), profile=profile, budget=budget,
+                       time_limit=time_limit, seed=search_seed, max_steps=max_steps,
+                       runtime=runtime, on_trial=tried,
+                       database=None if database == "none" else database or DATABASE)
     if found.found and confirm != "none" and confirm != runtime:
         console.print(f"confirming the minimal schedule on {confirm}...")
         found.confirm(runner(confirm), confirm)

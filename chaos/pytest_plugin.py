@@ -64,6 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chaos-artifacts", default=".chaoslab/artifacts",
                     help="each test writes its history, verdict and report in a folder "
                          "named after it here")
+    group.addoption("--chaos-search-profile", choices=("quick", "deep"), default="quick",
+                    help="the chaos_search fixture's budget: quick (CI: 12 schedules, 36 "
+                         "runs, 2 min per search) or deep (nightly: 300, 1200, 1 h)")
+    group.addoption("--chaos-search-db", default=".chaoslab/search-examples",
+                    help="directory where chaos_search keeps failing schedules between runs "
+                         "and tries them first; none: no database")
     group.addoption("--sim-recheck", type=float, default=0.25,
                     help="--runtime sim: the share of scenario runs run a second time and "
                          "compared event for event (a difference fails the test)")
@@ -348,20 +354,24 @@ def chaos_run(request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: 
 
 @pytest.fixture
 def chaos_search(request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: Path):
-    """``chaos_search(scenario, budget=20, runtime="sim", confirm=None, **options)``: draw
-    fault schedules for the scenario (with this test's seed unless it sets one), shrink the
+    """``chaos_search(scenario, runtime="sim", confirm=None, **options)``: draw fault
+    schedules for the scenario (with this test's seed unless it sets one) within the budget
+    of ``--chaos-search-profile`` (``profile=``, ``budget=``, ``max_runs=``, ``time_limit=``
+    override it), trying first the failing schedules ``--chaos-search-db`` kept; shrink the
     first that fails, confirm it on ``confirm`` (a runtime) if given, write search.json, and
     return the :class:`chaos.search.Search`. ``assert not found.found, found.describe()``
     makes a test that fails with the minimal schedule, its seed and the replay command."""
-    def run(scenario, *, budget: int = 20, runtime: str = "sim", confirm: str | None = None,
-            **options):
+    def run(scenario, *, runtime: str = "sim", confirm: str | None = None, **options):
         import orjson
 
         from chaos.search import runner, search
 
         if scenario.seed == 0:
             scenario = scenario.but(seed=chaos_seed)
-        found = search(scenario, runner(runtime), budget=budget, runtime=runtime, **options)
+        db = request.config.getoption("--chaos-search-db")
+        options.setdefault("profile", request.config.getoption("--chaos-search-profile"))
+        options.setdefault("database", None if db == "none" else db)
+        found = search(scenario, runner(runtime), runtime=runtime, **options)
         if found.found and confirm:
             found.confirm(runner(confirm), confirm)
         chaos_artifacts.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
@@ -39,11 +41,39 @@ from chaos.nemesis import Schedule, ScheduleError, Step
 from chaos.scenario import Scenario, ScenarioError
 from chaos.topology import REGISTRY, Topology
 
-__all__ = ["FAULT_KINDS", "schedules", "search", "runner", "Search", "Trial", "history_digest"]
+__all__ = ["FAULT_KINDS", "PROFILES", "Profile", "schedules", "search", "runner", "Search",
+           "Trial", "history_digest", "example_database"]
 
 # the faults a search draws from, simplest first (Hypothesis shrinks towards the first)
 FAULT_KINDS = ("kill", "pause", "isolate", "split", "one-way", "latency", "blackhole",
                "clock-skew")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A search's budget: ``budget`` schedules drawn, at most ``max_runs`` runs in all
+    (shrinking included) and ``time_limit`` seconds; whichever ends first ends the search."""
+
+    name: str
+    budget: int
+    max_runs: int
+    time_limit: float
+
+
+# quick: what CI runs (the integration tests' 12 draws took 4-30 s each on sim); deep: nightly
+PROFILES = {"quick": Profile("quick", budget=12, max_runs=36, time_limit=120.0),
+            "deep": Profile("deep", budget=300, max_runs=1200, time_limit=3600.0)}
+DATABASE = ".chaoslab/search-examples"  # failing schedules kept between searches
+
+
+def example_database(path: str | None = DATABASE):
+    """Hypothesis's example database in directory ``path`` (None: none). A search replays
+    the failing schedules it holds for the same base scenario before drawing new ones."""
+    if path is None:
+        return None
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    return DirectoryBasedExampleDatabase(path)
 
 
 def _faults(kind: str, nodes: tuple[str, ...]) -> st.SearchStrategy:
@@ -130,6 +160,10 @@ class Search:
     verdict: Trial | None = None  # the minimal schedule's own run
     confirmed: bool | None = None  # None: not confirmed anywhere else
     confirmation: dict[str, Any] | None = None
+    profile: str = "quick"
+    max_runs: int = 0
+    time_limit: float = 0.0
+    stopped: str | None = None  # the limit that ended the search early ("36 runs", "120 s")
 
     @property
     def found(self) -> bool:
@@ -149,8 +183,10 @@ class Search:
         return self.confirmed
 
     def as_json(self) -> dict:
-        return {"kind": "chaoslab-search", "runtime": self.runtime, "budget": self.budget,
-                "seed": self.base.seed, "search_seed": self.search_seed, "base": self.base.as_json(), "found": self.found,
+        return {"kind": "chaoslab-search", "runtime": self.runtime, "profile": self.profile,
+                "budget": self.budget, "max_runs": self.max_runs, "time_limit": self.time_limit,
+                "stopped_at": self.stopped, "seed": self.base.seed,
+                "search_seed": self.search_seed, "base": self.base.as_json(), "found": self.found,
                 "scenario": None if self.minimal is None else self.minimal.as_json(),
                 "verdict": None if self.verdict is None else self.verdict.as_json(),
                 "confirmed": self.confirmed, "confirmation": self.confirmation,
@@ -160,8 +196,10 @@ class Search:
     def describe(self) -> str:
         """The finding in a few lines: the minimal schedule, the seed, what broke."""
         if self.minimal is None:
+            ended = f"; stopped at {self.stopped}" if self.stopped else ""
             return (f"no violation in {len(self.trials)} runs of {self.base.name} on "
-                    f"{self.runtime} (seed {self.base.seed}, budget {self.budget})")
+                    f"{self.runtime} (seed {self.base.seed}, {self.profile} profile, budget "
+                    f"{self.budget}{ended})")
         steps = "\n".join(f"  {s.at:5.1f}s +{s.duration:.1f}s  {s.fault.describe()}"
                           for s in self.minimal.schedule.steps)
         confirmed = {None: "not confirmed elsewhere", True: "confirmed", False: "NOT confirmed"}
@@ -183,16 +221,33 @@ def history_digest(history) -> str:
     return h.hexdigest()
 
 
-def search(base: Scenario, run_one: Callable[[Scenario], Any], *, budget: int = 30,
+def search(base: Scenario, run_one: Callable[[Scenario], Any], *,
+           profile: str | Profile = "quick", budget: int | None = None,
            seed: int | None = None, max_steps: int = 4, runtime: str = "sim",
            kinds: tuple[str, ...] = FAULT_KINDS, max_runs: int | None = None,
-           on_trial: Callable[[Trial], None] | None = None) -> Search:
-    """Draw up to ``budget`` schedules for ``base`` (its own schedule is replaced), run each
-    with ``run_one(scenario) -> RunResult``, and shrink the first that is invalid. The draws
-    come from ``seed`` (default: the scenario's), so a search replays; every run uses the
-    scenario's own seed, so on ``sim`` a schedule's run is exact. ``max_runs`` bounds
-    the runs shrinking may add (default 4x the budget); past it, candidates count as
-    passing and the smallest failure found so far is kept."""
+           time_limit: float | None = None, database: str | None = None,
+           on_trial: Callable[[Trial], None] | None = None,
+           clock: Callable[[], float] = time.monotonic) -> Search:
+    """Draw schedules for ``base`` (its own schedule is replaced), run each with
+    ``run_one(scenario) -> RunResult``, and shrink the first that is invalid.
+
+    ``profile`` (``quick`` or ``deep``, see :data:`PROFILES`) sets the budget: schedules
+    drawn, runs in all (shrinking included) and seconds; ``budget``, ``max_runs`` and
+    ``time_limit`` override its figures. Past ``max_runs`` or the time limit, candidates
+    count as passing: the drawing stops, and shrinking keeps the smallest failure so far.
+    The draws come from ``seed`` (default: the scenario's), so a search replays; every run
+    uses the scenario's own seed, so on ``sim`` a schedule's run is exact. ``database``: a
+    directory of Hypothesis's example database (see :func:`example_database`); failing
+    schedules found there for the same base are tried first."""
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+        profile = PROFILES[profile]
+    budget = profile.budget if budget is None else budget
+    if max_runs is None:  # a budget of one's own: shrinking may add 3x its runs
+        max_runs = profile.max_runs if budget is None else 4 * budget
+    limit = max_runs
+    time_limit = profile.time_limit if time_limit is None else time_limit
     if budget < 1:
         raise ValueError(f"budget must be at least 1 run, got {budget}")
     seed = base.seed if seed is None else seed
@@ -200,17 +255,22 @@ def search(base: Scenario, run_one: Callable[[Scenario], Any], *, budget: int = 
     start = base.steady_state + 0.5
     end = max(start + 1.0, base.workload.duration - 2.0)
     strategy = schedules(topology, start=start, end=end, max_steps=max_steps, kinds=kinds)
-    found = Search(base=base, runtime=runtime, budget=budget, search_seed=seed)
-    limit = max_runs if max_runs is not None else 4 * budget
+    found = Search(base=base, runtime=runtime, budget=budget, search_seed=seed,
+                   profile=profile.name, max_runs=limit, time_limit=time_limit)
     seen: dict[str, Trial] = {}
+    began = clock()
 
     def fails(schedule: Schedule) -> bool:
         key = repr(schedule.as_json())
         if key in seen:  # shrinking revisits candidates: a run is exact, or nearly
             return seen[key].valid is Validity.INVALID
         if len(found.trials) >= limit:
+            found.stopped = found.stopped or f"{limit} runs"
             return False
-        started = time.monotonic()
+        if clock() - began >= time_limit:
+            found.stopped = found.stopped or f"{time_limit:g} s"
+            return False
+        started = clock()
         try:
             result = run_one(base.but(schedule=schedule))
         except ScenarioError as exc:  # a fault this runtime refuses (before anything ran)
@@ -219,7 +279,7 @@ def search(base: Scenario, run_one: Callable[[Scenario], Any], *, budget: int = 
             seen[key] = Trial(schedule, Validity.UNKNOWN, str(exc), 0.0)
             return False
         trial = Trial(schedule, result.verdict.valid, result.verdict.summary,
-                      time.monotonic() - started, history_digest(result.history),
+                      clock() - started, history_digest(result.history),
                       tuple(getattr(result, "errors", ())))
         seen[key] = trial
         found.trials.append(trial)
@@ -228,16 +288,62 @@ def search(base: Scenario, run_one: Callable[[Scenario], Any], *, budget: int = 
         # a run whose faults could not all be injected or healed tested something else
         return trial.valid is Validity.INVALID and not trial.errors
 
+    db = example_database(database)
     try:
-        minimal = find(strategy, fails, random=random.Random(seed), settings=settings(
-            max_examples=budget, database=None, deadline=None, derandomize=False,
-            phases=(Phase.generate, Phase.shrink),
-            suppress_health_check=list(HealthCheck)))
+        minimal = _find(strategy, fails, seed=seed, database=db,
+                        key=_database_key(base, runtime, kinds, max_steps), settings=settings(
+                            max_examples=budget, deadline=None, derandomize=False,
+                            report_multiple_bugs=False,
+                            phases=(Phase.reuse, Phase.generate, Phase.shrink),
+                            suppress_health_check=list(HealthCheck)))
     except NoSuchExample:
         return found
     found.minimal = base.but(schedule=minimal, name=f"{base.name}-minimal")
     found.verdict = seen[repr(minimal.as_json())]
     return found
+
+
+class _Found(Exception):
+    pass
+
+
+def _find(strategy, condition: Callable[[Any], bool], *, seed: int, database, key: bytes,
+          settings: Any):
+    """``hypothesis.find`` with seeded draws *and* an example database. ``find(random=...)``
+    seeds through ``@seed``, which switches the database off (Hypothesis keeps seeded runs
+    and stored examples apart); here the stored failing examples are replayed first, then
+    the draws come from ``seed``. The two attributes below are Hypothesis's own, as
+    ``find`` sets them; tests/unit/test_search.py fails if a release changes them."""
+    last: list[Any] = []
+
+    @settings
+    @given(strategy)
+    def test(value):
+        if condition(value):
+            last[:] = [value]
+            raise _Found
+
+    test = hypothesis_seed(random.Random(seed).getrandbits(64))(test)
+    if database is not None:  # what @seed switched off
+        test._hypothesis_internal_use_settings = Settings(
+            test._hypothesis_internal_use_settings, database=database)
+        test._hypothesis_internal_database_key = key
+    try:
+        test()
+    except _Found:
+        return last[0]
+    raise NoSuchExample("no failing schedule")
+
+
+def _database_key(base: Scenario, runtime: str, kinds: tuple[str, ...], max_steps: int) -> bytes:
+    """What a stored failing schedule belongs to: the base scenario without its schedule
+    (its cluster, workload, checkers and seed), the runtime and what may be drawn."""
+    import orjson
+
+    what = {**base.as_json(), "schedule": None, "runtime": runtime, "kinds": list(kinds),
+            "max_steps": max_steps}
+    return b"chaoslab-search:" + hashlib.sha256(
+        orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest().encode()
 
 
 def runner(kind: str, *, progress: Callable[[str], None] | None = None,

@@ -42,6 +42,8 @@ BAD = [
     (["search", "--runtime", "auto"], "unknown --runtime 'auto': choose one of local, docker"),
     (["search", "--confirm", "maybe"], "unknown --confirm 'maybe': choose one of local"),
     (["search", "nosuch"], "unknown scenario 'nosuch'"),
+    (["search", "--profile", "nightly"], "unknown --profile 'nightly': choose one of quick, deep"),
+    (["search", "--time-limit", "0"], "--time-limit must be a positive number of seconds"),
     (["search", "--w", "9"], "W must be between 1 and N=3"),
     (["replay", "missing.json"], "cannot read a recorded scenario from missing.json"),
     (["replay", "7", "--runtime", "nosuch"], "unknown --runtime 'nosuch'"),

@@ -46,7 +46,7 @@ KINDS = {"wallclock": ("kill", "pause", "clock-skew")}
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_search_finds_and_shrinks_what_a_weakened_cluster_breaks(chaos_search, name):
-    found = chaos_search(CASES[name].but(seed=1), budget=12, max_runs=36, seed=1,
+    found = chaos_search(CASES[name].but(seed=1), profile="quick", seed=1,
                          **({"kinds": KINDS[name]} if name in KINDS else {}))
     assert found.found, found.describe()
     assert len(found.minimal.schedule.steps) <= 2, found.describe()
@@ -56,18 +56,18 @@ def test_the_search_finds_and_shrinks_what_a_weakened_cluster_breaks(chaos_searc
 
 def test_the_sound_cluster_survives_the_same_search(chaos_search):
     """The control of the controls: durable storage, W=2/R=2, hybrid clocks, judged by
-    durability and stale reads, and the same budget finds nothing."""
+    durability and stale reads, and the same budget (the quick profile: 12 draws) finds
+    nothing."""
     found = chaos_search(BASE.but(seed=1, checkers=(chaos.NoLostWrites(), chaos.StaleReads())),
-                         budget=12, seed=1)
+                         profile="quick", seed=1)
     assert not found.found, found.describe()
-    assert len(found.trials) == 12
+    assert len(found.trials) == 12 and found.stopped is None, found.describe()
 
 
 def test_a_finding_is_replayed_exactly_and_confirmed_on_local_processes(chaos_search,
                                                                          chaos_artifacts,
                                                                          tmp_path):
-    found = chaos_search(CASES["w1-r1"].but(seed=1), budget=12, max_runs=36, seed=1,
-                         confirm="local")
+    found = chaos_search(CASES["w1-r1"].but(seed=1), profile="quick", seed=1, confirm="local")
     assert found.found, found.describe()
     recorded = orjson.loads((chaos_artifacts / "search.json").read_bytes())
     assert recorded["confirmation"]["runtime"] == "local"

@@ -12,7 +12,7 @@ from chaos.checkers.base import Validity, Verdict
 from chaos.faults import Kill, Pause
 from chaos.history import History
 from chaos.scenario import Scenario
-from chaos.search import FAULT_KINDS, schedules, search
+from chaos.search import FAULT_KINDS, PROFILES, schedules, search
 from chaos.topology import Topology
 
 pytestmark = pytest.mark.unit
@@ -83,3 +83,57 @@ def test_schedules_the_runtime_refuses_are_skipped_and_recorded():
     found = search(BASE, no_clocks, budget=200, seed=3, kinds=("clock-skew", "kill"))
     assert found.found and found.refused and "clock-skew cannot run here" in found.refused[0]
     assert not any(isinstance(s.fault, ClockSkew) for s in found.minimal.schedule.steps)
+
+
+def sound(scenario: Scenario):
+    return SimpleNamespace(verdict=Verdict("all", Validity.VALID, "fine"), history=History())
+
+
+def test_the_quick_and_deep_profiles_bound_the_draws_and_an_unknown_one_is_refused():
+    quick = search(BASE, sound, profile="quick", seed=3)
+    assert len(quick.trials) == PROFILES["quick"].budget == 12 and quick.stopped is None
+    assert "quick profile, budget 12" in quick.describe()
+    deep = search(BASE, sound, profile="deep", seed=3)  # a schedule drawn twice runs once
+    assert 12 < len(deep.trials) <= PROFILES["deep"].budget == 300
+    assert deep.as_json()["profile"] == "deep"
+    with pytest.raises(ValueError, match="unknown profile 'nightly': choose one of quick, deep"):
+        search(BASE, sound, profile="nightly")
+
+
+def test_the_time_limit_ends_a_search_and_shrinking_keeps_the_smallest_failure_so_far():
+    now = [0.0]
+
+    def slow(scenario: Scenario):  # every run takes 10 s of the search's clock
+        now[0] += 10.0
+        return sound(scenario)
+
+    found = search(BASE, slow, budget=50, seed=3, time_limit=25.0, clock=lambda: now[0])
+    assert len(found.trials) == 3 and found.stopped == "25 s", found.stopped
+    assert "stopped at 25 s" in found.describe()
+
+    def slow_failing(scenario: Scenario):
+        now[0] += 10.0
+        return two_down_at_once(scenario)
+
+    full = search(BASE, two_down_at_once, budget=200, seed=3)
+    first = next(i for i, t in enumerate(full.trials) if t.valid is Validity.INVALID)
+    now[0] = 0.0  # time for the first failure and three shrinking runs
+    cut = search(BASE, slow_failing, budget=200, seed=3, time_limit=10.0 * (first + 4),
+                 clock=lambda: now[0])
+    assert len(cut.trials) == first + 4 < len(full.trials) and cut.stopped
+    assert cut.found and cut.verdict.valid is Validity.INVALID  # the smallest failure in time
+    assert len(cut.minimal.schedule.steps) >= len(full.minimal.schedule.steps)
+
+
+def test_failing_schedules_are_kept_between_searches_and_tried_first(tmp_path):
+    db = str(tmp_path / "examples")
+    first = search(BASE, two_down_at_once, budget=200, seed=3, database=db)
+    assert first.found and len(first.trials) > 2
+    again = search(BASE, two_down_at_once, budget=200, seed=99, database=db)
+    replayed = [t.schedule for t in again.trials[:3]]  # what the database holds, first
+    assert first.minimal.schedule in replayed, replayed
+    assert again.minimal.schedule == first.minimal.schedule and len(again.trials) < len(first.trials)
+    fresh = search(BASE, two_down_at_once, budget=200, seed=99)
+    assert first.minimal.schedule not in [t.schedule for t in fresh.trials[:3]]
+    other = search(BASE.but(seed=6), two_down_at_once, budget=200, seed=99, database=db)
+    assert first.minimal.schedule not in [t.schedule for t in other.trials[:3]]  # its own key
