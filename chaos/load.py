@@ -71,6 +71,7 @@ class Load:
         self.namespace = f"kv{derive(seed, 'workload')}-{uuid.uuid4().hex[:6]}"
         self._proc: subprocess.Popen | None = None
         self._users_started = False
+        self._awaits_host = False  # launched without a host: start() writes it to host_file
         self._cpu_before = 0.0
         self._started = self._ended = 0.0
         self._cpu: dict[int, float] = {}  # pid -> CPU seconds last seen (the watchdog samples)
@@ -127,6 +128,7 @@ class Load:
         with open(self.log_path, "wb") as log:  # a file, not a pipe nobody reads until the end
             self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
+        self._awaits_host = not self.host
         self._started = time.monotonic()
         self._watchdog = threading.Thread(target=self._watch, name="chaoslab-load", daemon=True)
         self._watchdog.start()
@@ -143,7 +145,7 @@ class Load:
         if not self.host:
             self.stop()
             raise LoadError("no host to send the traffic to: set Load.host before start()")
-        if "--kv-host-file" in self._proc.args:
+        if self._awaits_host:
             written = self.host_file.with_suffix(".tmp")
             written.write_text(self.host)
             written.replace(self.host_file)  # whole, never half-written

@@ -31,7 +31,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
@@ -291,7 +290,7 @@ def search(base: Scenario, run_one: Callable[[Scenario], Any], *,
     db = example_database(database)
     try:
         minimal = _find(strategy, fails, seed=seed, database=db,
-                        key=_database_key(base, runtime, kinds, max_steps), settings=settings(
+                        key=_database_key(base, runtime, kinds, max_steps), config=settings(
                             max_examples=budget, deadline=None, derandomize=False,
                             report_multiple_bugs=False,
                             phases=(Phase.reuse, Phase.generate, Phase.shrink),
@@ -308,7 +307,7 @@ class _Found(Exception):
 
 
 def _find(strategy, condition: Callable[[Any], bool], *, seed: int, database, key: bytes,
-          settings: Any):
+          config: settings):
     """``hypothesis.find`` with seeded draws *and* an example database. ``find(random=...)``
     seeds through ``@seed``, which switches the database off (Hypothesis keeps seeded runs
     and stored examples apart); here the stored failing examples are replayed first, then
@@ -316,7 +315,7 @@ def _find(strategy, condition: Callable[[Any], bool], *, seed: int, database, ke
     ``find`` sets them; tests/unit/test_search.py fails if a release changes them."""
     last: list[Any] = []
 
-    @settings
+    @config
     @given(strategy)
     def test(value):
         if condition(value):
@@ -325,7 +324,7 @@ def _find(strategy, condition: Callable[[Any], bool], *, seed: int, database, ke
 
     test = hypothesis_seed(random.Random(seed).getrandbits(64))(test)
     if database is not None:  # what @seed switched off
-        test._hypothesis_internal_use_settings = Settings(
+        test._hypothesis_internal_use_settings = settings(
             test._hypothesis_internal_use_settings, database=database)
         test._hypothesis_internal_database_key = key
     try:
